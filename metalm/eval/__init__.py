@@ -1,0 +1,1 @@
+"""Evaluation: episodic accuracy / error with 95% confidence intervals."""

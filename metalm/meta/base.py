@@ -1,0 +1,105 @@
+"""The MetaLearner contract and the batched meta step.
+
+A meta-learner is a bundle of pure functions over an explicit meta-parameter pytree
+(``meta_params``) and the model's non-learned ``state`` (BatchNorm statistics):
+
+  init(key) -> (meta_params, state)
+  adapt(meta_params, state, support, key) -> (task_params, state)
+  outer_loss(meta_params, state, task, key) -> (loss, OuterAux)
+
+``task`` is one task (``types.TaskBatch`` without the task axis). The meta step
+batches ``outer_loss`` over the task axis with ``vmap`` inside one jitted function.
+"""
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from metalm import types
+
+
+class OuterAux(NamedTuple):
+  """What ``outer_loss`` returns beside the loss."""
+
+  state: types.ModelState  # Model state after the task (e.g. its BN statistics).
+  metrics: dict[str, jax.Array]  # Scalar metrics of the task.
+
+
+class MetaLearner(NamedTuple):
+  init: Callable[[types.PRNGKey], tuple[types.Params, types.ModelState]]
+  adapt: Callable[..., tuple[types.Params, types.ModelState]]
+  outer_loss: Callable[..., tuple[jax.Array, OuterAux]]
+
+
+def batched_outer_loss(
+    learner: MetaLearner,
+    meta_params: types.Params,
+    state: types.ModelState,
+    tasks: types.TaskBatch,
+    key: types.PRNGKey,
+):
+  """Mean outer loss over the T tasks of ``tasks`` (``vmap`` over the task axis).
+
+  Returns:
+    ``(loss, OuterAux)``: the mean loss, and the task-averaged state and metrics.
+  """
+  keys = jax.random.split(key, tasks.num_tasks)
+  losses_T, aux_T = jax.vmap(learner.outer_loss, in_axes=(None, None, 0, 0))(
+      meta_params, state, tasks, keys
+  )
+  aux = jax.tree.map(lambda x: jnp.mean(x, axis=0), aux_T)
+  return jnp.mean(losses_T), aux
+
+
+class MetaTrainState(NamedTuple):
+  """Everything a meta-training run carries from one step to the next."""
+
+  step: jax.Array
+  params: types.Params
+  model_state: types.ModelState
+  opt_state: Any
+
+
+def init_train_state(
+    learner: MetaLearner, outer_tx: optax.GradientTransformation, key
+) -> MetaTrainState:
+  params, model_state = learner.init(key)
+  return MetaTrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      model_state=model_state,
+      opt_state=outer_tx.init(params),
+  )
+
+
+def meta_step(
+    learner: MetaLearner,
+    outer_tx: optax.GradientTransformation,
+    train_state: MetaTrainState,
+    tasks: types.TaskBatch,
+    key: types.PRNGKey,
+):
+  """One outer update on a meta-batch of tasks; pure, to be jitted by the caller.
+
+  A step whose loss or gradient is not finite leaves ``train_state`` unchanged except
+  for the step counter, and reports ``finite=False`` so the loop can stop cleanly.
+
+  Returns:
+    ``(train_state, metrics)`` with ``loss``, ``grad_norm``, ``finite`` and the
+    learner's task-averaged metrics.
+  """
+  (loss, aux), grads = jax.value_and_grad(
+      batched_outer_loss, argnums=1, has_aux=True
+  )(learner, train_state.params, train_state.model_state, tasks, key)
+  updates, opt_state = outer_tx.update(grads, train_state.opt_state, train_state.params)
+  params = optax.apply_updates(train_state.params, updates)
+  grad_norm = optax.tree.norm(grads)
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+  new, old = (params, aux.state, opt_state), train_state[1:]
+  params, model_state, opt_state = jax.tree.map(
+      lambda a, b: jnp.where(finite, a, b), new, old
+  )
+  metrics = {"loss": loss, "grad_norm": grad_norm, "finite": finite, **aux.metrics}
+  return MetaTrainState(train_state.step + 1, params, model_state, opt_state), metrics

@@ -1,0 +1,66 @@
+"""MAML and first-order MAML (Finn et al. 2017, arXiv:1703.03400)."""
+
+import functools
+
+import jax
+import optax
+
+from metalm import types
+from metalm.meta import base, inner_loop
+from metalm.models import functional
+
+
+def maml(
+    model: functional.ModelFns,
+    loss_fn,
+    *,
+    inner_tx: optax.GradientTransformation | None = None,
+    inner_steps: int = 1,
+    first_order: bool = False,
+    remat: bool = False,
+) -> base.MetaLearner:
+  """Model-agnostic meta-learning: meta-learns an initialization of all parameters.
+
+  Args:
+    model: the model's pure functions.
+    loss_fn: ``loss(out, y) -> (loss, metrics)`` for one set.
+    inner_tx: inner optimizer (any optax transformation); SGD with rate 0.01 if None.
+    inner_steps: inner steps on the support set.
+    first_order: FOMAML, which ignores second derivatives through the inner loop.
+    remat: rematerialize inner steps in the backward pass to save memory.
+  """
+  inner_tx = optax.sgd(0.01) if inner_tx is None else inner_tx
+
+  def support_loss(params, state, key, *, support: types.Batch):
+    out, state = model.apply(params, state, support.x, train=True, key=key)
+    return loss_fn(out, support.y)[0], state
+
+  def adapt(meta_params, state, support: types.Batch, key):
+    params, state, _ = inner_loop.fit(
+        functools.partial(support_loss, support=support),
+        meta_params,
+        state,
+        key,
+        tx=inner_tx,
+        steps=inner_steps,
+        first_order=first_order,
+        remat=remat,
+    )
+    return params, state
+
+  def outer_loss(meta_params, state, task: types.TaskBatch, key):
+    adapt_key, query_key = jax.random.split(key)
+    params, state = adapt(meta_params, state, task.support, adapt_key)
+    out, state = functional.predict_query(
+        model, params, state, task.support_x, task.query_x, key=query_key
+    )
+    loss, metrics = loss_fn(out, task.query_y)
+    return loss, base.OuterAux(state, metrics)
+
+  return base.MetaLearner(model.init, adapt, outer_loss)
+
+
+def fomaml(model: functional.ModelFns, loss_fn, **kwargs) -> base.MetaLearner:
+  """First-order MAML (Finn et al. 2017, arXiv:1703.03400, Sec. 5.2)."""
+  return maml(model, loss_fn, first_order=True, **kwargs)
+

@@ -1,0 +1,41 @@
+"""Flax models behind one functional boundary (``ModelFns``)."""
+
+from typing import Sequence
+
+import ml_collections
+
+from metalm import registry
+from metalm.models import conv4, functional, mlp, resnet12
+
+# name -> (module class, whether it has BatchNorm)
+MODELS = {
+    "mlp": (mlp.MLP, False),
+    "conv4": (conv4.Conv4, True),
+    "resnet12": (resnet12.ResNet12, True),
+}
+
+
+def build(config: ml_collections.ConfigDict, example_shape: Sequence[int]):
+  """Builds ``ModelFns`` from ``config.name``, ``config.norm`` and the module fields.
+
+  Args:
+    config: ``name`` (a key of ``MODELS``), ``norm`` (a BatchNorm mode of
+      ``functional.NORM_MODES``) and the module's own fields.
+    example_shape: shape of one input batch, e.g. ``(1, 28, 28, 1)``.
+  """
+  module_cls, has_batch_norm = registry.lookup("model", config.name, MODELS)
+  fields = {k: v for k, v in config.items() if k not in ("name", "norm")}
+  known = set(module_cls.__dataclass_fields__) - {"parent", "name"}
+  unknown = sorted(set(fields) - known)
+  if unknown:
+    raise ValueError(
+        f"Unknown field(s) {unknown} in config.model for model {config.name!r}; "
+        f"its fields are: {sorted(known)}."
+    )
+  norm = config.get("norm", "none")
+  if has_batch_norm == (norm == "none"):
+    raise ValueError(
+        f"config.model.norm={norm!r} does not fit model {config.name!r}: use "
+        + ("'transductive' or 'support'." if has_batch_norm else "'none'.")
+    )
+  return functional.from_linen(module_cls(**fields), example_shape, norm=norm)

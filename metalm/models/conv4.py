@@ -1,0 +1,43 @@
+"""Conv-4 backbone of Vinyals et al. 2016 (arXiv:1606.04080) and Finn et al. 2017.
+
+Four blocks of [conv 3x3, BatchNorm, ReLU, max-pool 2]; 64 filters for 28x28 inputs
+(Omniglot), 32 filters for 84x84 inputs (miniImageNet), then a linear classifier.
+"""
+
+import flax.linen as nn
+
+
+class ConvBlock(nn.Module):
+  """conv 3x3 -> BatchNorm -> ReLU -> max-pool 2."""
+
+  filters: int
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    x = nn.Conv(self.filters, (3, 3), padding="SAME")(x)
+    # momentum=0: the stored statistics are exactly those of the last batch, which is
+    # what the per-task modes in metalm.models.functional need.
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.0, epsilon=1e-5)(x)
+    x = nn.relu(x)
+    return nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
+
+
+class Conv4(nn.Module):
+  """Conv-4 with a linear head; inputs are NHWC images.
+
+  Attributes:
+    num_classes: output width (the N of N-way); 0 returns the flattened features.
+    filters: 64 for 28x28 inputs, 32 for 84x84 inputs.
+  """
+
+  num_classes: int
+  filters: int = 64
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    for _ in range(4):
+      x = ConvBlock(self.filters)(x, train)
+    x = x.reshape(x.shape[:-3] + (-1,))
+    if self.num_classes:
+      x = nn.Dense(self.num_classes)(x)
+    return x

@@ -1,0 +1,1 @@
+"""Training infrastructure: optimizers, config checks, checkpoints, metrics, loop."""
