@@ -1,0 +1,109 @@
+"""Training loop: exact resume, signals, non-finite losses, config mismatches."""
+
+import json
+import os
+import signal
+
+import jax
+import numpy as np
+import pytest
+
+from experiments.sinusoid import main as sinusoid_main
+from experiments.sinusoid.configs import maml as maml_config
+from metalm import models
+from metalm.data import sinusoid
+from metalm.meta import base
+from metalm.train import checkpoint, loop, optim
+
+
+def smoke_config(**overrides):
+  config = maml_config.get_config("smoke")
+  config.num_steps = 24
+  config.log_every = 4
+  config.checkpoint_every = 10
+  config.model.hidden = (16, 16)
+  config.update(overrides)
+  return config
+
+
+def run(config, workdir, hooks=()):
+  model = models.build(config.model, (1, 1))
+  return loop.train(
+      config, str(workdir),
+      learner=sinusoid_main.build_learner(config, model, config.inner_steps),
+      outer_tx=optim.build(config.outer_optimizer, "config.outer_optimizer"),
+      sampler=sinusoid.sampler(**config.data),
+      hooks=hooks,
+  )
+
+
+def interrupt_at(step_to_stop):
+  def hook(step):
+    if step == step_to_stop:
+      signal.raise_signal(signal.SIGTERM)
+  return hook
+
+
+def assert_trees_bitwise_equal(a, b):
+  leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+  assert len(leaves_a) == len(leaves_b)
+  for x, y in zip(leaves_a, leaves_b):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_interrupted_run_resumes_bitwise_exactly(tmp_path):
+  config = smoke_config()
+  uninterrupted = run(config, tmp_path / "straight")
+
+  with pytest.raises(SystemExit) as exit_info:
+    run(config, tmp_path / "interrupted", hooks=[interrupt_at(13)])
+  assert exit_info.value.code == 128 + signal.SIGTERM
+  ckpt = checkpoint.Checkpointer(str(tmp_path / "interrupted"), config)
+  assert ckpt.latest_step() == 13  # Written on the signal, not only every 10 steps.
+  ckpt.close()
+
+  resumed = run(config, tmp_path / "interrupted")
+  assert int(resumed.step) == config.num_steps
+  assert_trees_bitwise_equal(resumed, uninterrupted)
+  # The metrics log has each logged step exactly once.
+  with open(tmp_path / "interrupted" / "metrics.jsonl") as f:
+    steps = [json.loads(line)["step"] for line in f]
+  assert steps == list(range(4, config.num_steps + 1, 4))
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+  run(smoke_config(num_steps=10), tmp_path)
+  changed = smoke_config(num_steps=10)
+  changed.inner_optimizer.learning_rate = 0.02
+  with pytest.raises(ValueError, match=r"config\.inner_optimizer\.learning_rate"):
+    run(changed, tmp_path)
+  # Nothing saved was lost.
+  assert os.path.isdir(tmp_path / "checkpoints" / "10")
+
+
+def test_resume_reports_an_unreadable_checkpoint(tmp_path):
+  config = smoke_config(num_steps=10)
+  run(config, tmp_path)
+  state_dir = tmp_path / "checkpoints" / "10" / "state"
+  for root, _, files in os.walk(state_dir):
+    for name in files:
+      with open(os.path.join(root, name), "wb") as f:
+        f.write(b"corrupt")
+  with pytest.raises(RuntimeError, match=r"checkpoints/10"):
+    run(config, tmp_path)
+
+
+def test_non_finite_loss_stops_with_a_clear_message(tmp_path):
+  config = smoke_config(num_steps=40, checkpoint_every=1)
+  config.outer_optimizer.learning_rate = 1e12
+  with pytest.raises(FloatingPointError, match=r"Non-finite loss or gradient at step \d+"):
+    run(config, tmp_path)
+  ckpt = checkpoint.Checkpointer(str(tmp_path), config)
+  step = ckpt.latest_step()
+  assert step is not None
+  learner = sinusoid_main.build_learner(config, models.build(config.model, (1, 1)), 1)
+  outer_tx = optim.build(config.outer_optimizer, "config.outer_optimizer")
+  restored = ckpt.restore(jax.eval_shape(
+      lambda: base.init_train_state(learner, outer_tx, jax.random.key(0))))
+  ckpt.close()
+  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(restored.params))
