@@ -34,7 +34,8 @@ class DropBlock(nn.Module):
     # Seeds may only start where a whole block fits inside the map.
     row = jnp.arange(height)[:, None] <= height - size
     col = jnp.arange(width)[None, :] <= width - size
-    seeds = seeds & (row & col)[:, :, None]
+    fits = (row & col).reshape((1,) * (x.ndim - 3) + (height, width, 1))
+    seeds = seeds & fits
     pad = ((0, 0),) * (x.ndim - 3) + ((size - 1, 0), (size - 1, 0), (0, 0))
     dropped = nn.max_pool(
         jnp.pad(seeds.astype(x.dtype), pad), (size, size), strides=(1, 1)

@@ -1,0 +1,65 @@
+"""The sinusoid experiment end to end, as a user runs it."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMOKE = "--config=experiments/sinusoid/configs/maml.py:smoke"
+
+
+def command(workdir, *extra):
+  return [sys.executable, "-m", "experiments.sinusoid.main", SMOKE,
+          f"--workdir={workdir}", *extra]
+
+
+def run(workdir, *extra):
+  return subprocess.run(command(workdir, *extra), cwd=ROOT, capture_output=True,
+                        text=True, timeout=300)
+
+
+def test_smoke_run_trains_evaluates_plots_and_resumes(tmp_path):
+  first = run(tmp_path)
+  assert first.returncode == 0, first.stderr[-3000:]
+  assert "steps/s" in first.stderr and "ETA" in first.stderr
+  with open(tmp_path / "results.json") as f:
+    results = json.load(f)
+  assert results["norm"] == "none" and results["step"] == 300
+  assert set(results["mse_after_steps"]) == {"0", "1", "10"}
+  assert os.path.getsize(tmp_path / "adaptation.png") > 10_000
+  assert os.path.isdir(tmp_path / "checkpoints" / "300")
+
+  again = run(tmp_path)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert "Resumed from" in again.stderr and "step 100/" not in again.stderr
+  with open(tmp_path / "results.json") as f:
+    assert json.load(f)["mse_after_steps"] == results["mse_after_steps"]
+
+
+def test_unknown_command_line_field_is_named(tmp_path):
+  result = run(tmp_path, "--config.inner_step=3")
+  assert result.returncode != 0
+  assert "inner_step" in result.stderr and "inner_steps" in result.stderr
+
+
+def test_sigterm_writes_a_checkpoint_before_exit(tmp_path):
+  proc = subprocess.Popen(
+      command(tmp_path, "--config.num_steps=1000000", "--config.log_every=50"),
+      cwd=ROOT, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 240
+  for line in proc.stderr:
+    if "steps/s" in line or time.time() > deadline:
+      break
+  proc.send_signal(signal.SIGTERM)
+  _, rest = proc.communicate(timeout=120)
+  assert proc.returncode == 128 + signal.SIGTERM, rest[-3000:]
+  assert "Re-run the same command to resume" in rest
+  steps = [int(d) for d in os.listdir(tmp_path / "checkpoints") if d.isdigit()]
+  if not steps:
+    pytest.fail("no checkpoint was written on SIGTERM")
+  assert max(steps) >= 50
