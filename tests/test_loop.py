@@ -47,7 +47,7 @@ def interrupt_at(step_to_stop):
 def assert_trees_bitwise_equal(a, b):
   leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
   assert len(leaves_a) == len(leaves_b)
-  for x, y in zip(leaves_a, leaves_b):
+  for x, y in zip(leaves_a, leaves_b, strict=True):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 

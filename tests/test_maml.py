@@ -105,30 +105,30 @@ def test_outer_gradient_matches_finite_differences_mlp(x64):
   test_util.check_grads(f, (params,), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
 
 
-def test_outer_gradient_matches_finite_differences_conv_with_batch_norm(x64):
+@pytest.mark.parametrize("norm", ["transductive", "support"])
+def test_outer_gradient_matches_finite_differences_conv_with_batch_norm(x64, norm):
   del x64
-  for norm in ("transductive", "support"):
-    model = models.build(
-        ml_collections.ConfigDict(dict(name="conv4", num_classes=3, filters=2, norm=norm)),
-        (1, 16, 16, 1),
-    )
-    learner = meta.get("maml")(model, losses.mse, inner_tx=optax.sgd(0.1))
-    params, state = learner.init(jax.random.key(0))
-    params, state = _to_f64(params), _to_f64(state)
-    ks = jax.random.split(jax.random.key(1), 4)
-    task = types.TaskBatch(
-        jax.random.normal(ks[0], (3, 16, 16, 1), jnp.float64),
-        jax.random.normal(ks[1], (3, 3), jnp.float64),
-        jax.random.normal(ks[2], (4, 16, 16, 1), jnp.float64),
-        jax.random.normal(ks[3], (4, 3), jnp.float64),
-    )
-    f = lambda p: learner.outer_loss(p, state, task, jax.random.key(2))[0]
-    # eps=1e-6: a step of 1e-4 crosses ReLU / max-pool kinks of this tiny net.
-    # Flax's BatchNorm promotes its statistics with float32 internally, which strict
-    # promotion rejects for float64 inputs.
-    with jax.numpy_dtype_promotion("standard"):
-      test_util.check_grads(f, (params,), order=1, modes=["rev"], atol=1e-4, rtol=1e-4,
-                            eps=1e-6)
+  model = models.build(
+      ml_collections.ConfigDict(dict(name="conv4", num_classes=3, filters=2, norm=norm)),
+      (1, 16, 16, 1),
+  )
+  learner = meta.get("maml")(model, losses.mse, inner_tx=optax.sgd(0.1))
+  params, state = learner.init(jax.random.key(0))
+  params, state = _to_f64(params), _to_f64(state)
+  ks = jax.random.split(jax.random.key(1), 4)
+  task = types.TaskBatch(
+      jax.random.normal(ks[0], (3, 16, 16, 1), jnp.float64),
+      jax.random.normal(ks[1], (3, 3), jnp.float64),
+      jax.random.normal(ks[2], (4, 16, 16, 1), jnp.float64),
+      jax.random.normal(ks[3], (4, 3), jnp.float64),
+  )
+  f = lambda p: learner.outer_loss(p, state, task, jax.random.key(2))[0]
+  # eps=1e-6: a step of 1e-4 crosses ReLU / max-pool kinks of this tiny net.
+  # Flax's BatchNorm promotes its statistics with float32 internally, which strict
+  # promotion rejects for float64 inputs.
+  with jax.numpy_dtype_promotion("standard"):
+    test_util.check_grads(f, (params,), order=1, modes=["rev"], atol=1e-4, rtol=1e-4,
+                          eps=1e-6)
 
 
 def test_meta_step_compiles_once_for_fresh_data():

@@ -9,8 +9,8 @@ Re-running the same command resumes from the last checkpoint in --workdir.
 import json
 import os
 
-from absl import app, flags, logging
 import jax
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from experiments.sinusoid import plot

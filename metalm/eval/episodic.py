@@ -1,7 +1,6 @@
 """Episodic evaluation of a meta-learner on held-out tasks, with 95% CIs."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from metalm import types

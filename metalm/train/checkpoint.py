@@ -4,10 +4,9 @@ import json
 import os
 from typing import Any
 
-from absl import logging
-import jax
 import ml_collections
 import orbax.checkpoint as ocp
+from absl import logging
 
 # Config fields that may change between a run and its resumption.
 RESUMABLE_CHANGES = ("log_every", "checkpoint_every", "max_checkpoints", "eval")

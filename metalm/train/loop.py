@@ -10,11 +10,11 @@ import threading
 import time
 from typing import Callable, Sequence
 
-from absl import logging
 import jax
 import ml_collections
 import numpy as np
 import optax
+from absl import logging
 
 from metalm import types
 from metalm.meta import base

@@ -5,8 +5,8 @@ import logging as std_logging
 import os
 import time
 
-from absl import logging
 import numpy as np
+from absl import logging
 
 
 class MetricWriter:
