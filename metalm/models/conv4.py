@@ -39,5 +39,5 @@ class Conv4(nn.Module):
       x = ConvBlock(self.filters)(x, train)
     x = x.reshape(x.shape[:-3] + (-1,))
     if self.num_classes:
-      x = nn.Dense(self.num_classes)(x)
+      x = nn.Dense(self.num_classes, name="head")(x)
     return x

@@ -30,6 +30,9 @@ class ModelFns(NamedTuple):
       ``train=True`` BatchNorm uses the statistics of ``x`` and returns them in
       ``state``; with ``train=False`` it normalizes by the statistics in ``state``.
     norm: one of ``NORM_MODES``.
+
+  Models in ``metalm.models`` name their output layer ``"head"`` (``params["head"]``),
+  the part ANIL adapts and BOIL freezes.
   """
 
   init: Callable[[types.PRNGKey], tuple[types.Params, types.ModelState]]

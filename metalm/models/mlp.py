@@ -21,4 +21,4 @@ class MLP(nn.Module):
     del train  # No BatchNorm or dropout.
     for width in self.hidden:
       x = nn.relu(nn.Dense(width)(x))
-    return nn.Dense(self.num_outputs)(x)
+    return nn.Dense(self.num_outputs, name="head")(x)

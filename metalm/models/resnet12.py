@@ -95,5 +95,5 @@ class ResNet12(nn.Module):
     else:
       raise ValueError(f"ResNet12.pool must be 'flatten' or 'avg', got {self.pool!r}.")
     if self.num_classes:
-      x = nn.Dense(self.num_classes)(x)
+      x = nn.Dense(self.num_classes, name="head")(x)
     return x
