@@ -18,7 +18,7 @@ from absl import logging
 
 from metalm import types
 from metalm.meta import base
-from metalm.train import checkpoint, metrics
+from metalm.train import checkpoint, metrics, sharding
 
 
 class _StopSignals:
@@ -44,13 +44,20 @@ class _StopSignals:
 
 
 def make_step(learner: base.MetaLearner, outer_tx: optax.GradientTransformation,
-              sampler: types.TaskSampler, *, meta_batch_size: int, seed: int):
-  """The jitted, donated ``step(train_state) -> (train_state, metrics)``."""
+              sampler: types.TaskSampler, *, meta_batch_size: int, seed: int,
+              mesh=None):
+  """The jitted, donated ``step(train_state) -> (train_state, metrics)``.
+
+  With a ``mesh`` (see ``sharding.task_mesh``), the sampled tasks are split over its
+  devices; the train state must then be replicated on it (``sharding.replicate``).
+  """
   data_key, step_key = jax.random.split(jax.random.fold_in(jax.random.key(seed), 1))
 
   @functools.partial(jax.jit, donate_argnums=0)
   def step(train_state: base.MetaTrainState):
     tasks = sampler.sample(jax.random.fold_in(data_key, train_state.step), meta_batch_size)
+    if mesh is not None:
+      tasks = sharding.shard_tasks(tasks, mesh)
     key = jax.random.fold_in(step_key, train_state.step)
     return base.meta_step(learner, outer_tx, train_state, tasks, key)
 
@@ -93,15 +100,19 @@ def train(
     state = ckpt.restore(jax.eval_shape(init, init_key))
   else:
     state = init(init_key)
+  mesh = sharding.task_mesh(config.meta_batch_size)
+  state = sharding.replicate(state, mesh)
   first_step = int(state.step)
   writer = metrics.MetricWriter(workdir, resume_step=first_step)
   step_fn = make_step(learner, outer_tx, sampler,
-                      meta_batch_size=config.meta_batch_size, seed=config.seed)
+                      meta_batch_size=config.meta_batch_size, seed=config.seed,
+                      mesh=mesh)
 
   compile_start = time.perf_counter()
   step_fn = step_fn.lower(state).compile()
-  logging.info("Compiled the meta step in %.1fs; training from step %d to %d.",
-               time.perf_counter() - compile_start, first_step, config.num_steps)
+  logging.info("Compiled the meta step in %.1fs; training from step %d to %d with "
+               "%d tasks per step over %d device(s).", time.perf_counter() - compile_start,
+               first_step, config.num_steps, config.meta_batch_size, mesh.size)
   progress = metrics.Progress(first_step, config.num_steps)
   window = []
   try:
