@@ -7,6 +7,7 @@ import optax
 
 from metalm import losses, meta, models
 from metalm.data import sinusoid
+from metalm.meta import base
 from metalm.train import loop, sharding
 
 
@@ -24,7 +25,7 @@ def test_sharded_meta_step_equals_single_device_step():
   learner = meta.get("maml")(model, losses.mse, inner_steps=2)
   outer_tx = optax.adam(1e-3)
   sampler = sinusoid.sampler(num_support=5, num_query=5)
-  init = lambda: meta.base.init_train_state(learner, outer_tx, jax.random.key(0))
+  init = lambda: base.init_train_state(learner, outer_tx, jax.random.key(0))
 
   single = loop.make_step(learner, outer_tx, sampler, meta_batch_size=16, seed=3)
   mesh = sharding.task_mesh(16)

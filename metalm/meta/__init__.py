@@ -1,7 +1,7 @@
 """Meta-learners: factories returning ``base.MetaLearner`` bundles of pure functions."""
 
 from metalm import registry
-from metalm.meta import base, maml
+from metalm.meta import maml
 
 METHODS = {
     "maml": maml.maml,

@@ -6,8 +6,8 @@ and all-reduces the meta-gradient.
 """
 
 import jax
-from jax import sharding as jsharding
 import numpy as np
+from jax import sharding as jsharding
 
 TASK_AXIS = "tasks"
 
