@@ -1,11 +1,15 @@
 """Meta-learners: factories returning ``base.MetaLearner`` bundles of pure functions."""
 
 from metalm import registry
-from metalm.meta import maml
+from metalm.meta import anil, boil, maml, meta_sgd, reptile
 
 METHODS = {
     "maml": maml.maml,
     "fomaml": maml.fomaml,
+    "meta_sgd": meta_sgd.meta_sgd,
+    "anil": anil.anil,
+    "boil": boil.boil,
+    "reptile": reptile.reptile,
 }
 
 

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import optax
 
 from metalm import types
+from metalm.models import functional
 
 
 class OuterAux(NamedTuple):
@@ -31,6 +32,32 @@ class MetaLearner(NamedTuple):
   init: Callable[[types.PRNGKey], tuple[types.Params, types.ModelState]]
   adapt: Callable[..., tuple[types.Params, types.ModelState]]
   outer_loss: Callable[..., tuple[jax.Array, OuterAux]]
+
+
+def set_loss(model: functional.ModelFns, loss_fn):
+  """The inner-loop loss ``loss(params, state, key, *, batch) -> (loss, state)``.
+
+  Runs the model in training mode on one set (BatchNorm uses that set's statistics).
+  """
+
+  def loss(params, state, key, *, batch: types.Batch):
+    out, state = model.apply(params, state, batch.x, train=True, key=key)
+    return loss_fn(out, batch.y)[0], state
+
+  return loss
+
+
+def query_loss(model: functional.ModelFns, loss_fn, params, state, task, key):
+  """Loss of adapted ``params`` on the task's query set, under the model's BN mode.
+
+  Returns:
+    ``(loss, OuterAux)``.
+  """
+  out, state = functional.predict_query(
+      model, params, state, task.support_x, task.query_x, key=key
+  )
+  loss, metrics = loss_fn(out, task.query_y)
+  return loss, OuterAux(state, metrics)
 
 
 def batched_outer_loss(

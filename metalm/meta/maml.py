@@ -31,13 +31,11 @@ def maml(
   """
   inner_tx = optax.sgd(0.01) if inner_tx is None else inner_tx
 
-  def support_loss(params, state, key, *, support: types.Batch):
-    out, state = model.apply(params, state, support.x, train=True, key=key)
-    return loss_fn(out, support.y)[0], state
+  support_loss = base.set_loss(model, loss_fn)
 
   def adapt(meta_params, state, support: types.Batch, key):
     params, state, _ = inner_loop.fit(
-        functools.partial(support_loss, support=support),
+        functools.partial(support_loss, batch=support),
         meta_params,
         state,
         key,
@@ -51,11 +49,7 @@ def maml(
   def outer_loss(meta_params, state, task: types.TaskBatch, key):
     adapt_key, query_key = jax.random.split(key)
     params, state = adapt(meta_params, state, task.support, adapt_key)
-    out, state = functional.predict_query(
-        model, params, state, task.support_x, task.query_x, key=query_key
-    )
-    loss, metrics = loss_fn(out, task.query_y)
-    return loss, base.OuterAux(state, metrics)
+    return base.query_loss(model, loss_fn, params, state, task, query_key)
 
   return base.MetaLearner(model.init, adapt, outer_loss)
 
