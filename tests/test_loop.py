@@ -5,13 +5,15 @@ import os
 import signal
 
 import jax
+import ml_collections
 import numpy as np
+import optax
 import pytest
 
 from experiments.sinusoid import main as sinusoid_main
 from experiments.sinusoid.configs import maml as maml_config
-from metalm import models
-from metalm.data import sinusoid
+from metalm import losses, meta, models
+from metalm.data import episodic, sinusoid
 from metalm.meta import base
 from metalm.train import checkpoint, loop, optim
 
@@ -34,6 +36,20 @@ def run(config, workdir, hooks=()):
       outer_tx=optim.build(config.outer_optimizer, "config.outer_optimizer"),
       sampler=sinusoid.sampler(**config.data),
       hooks=hooks,
+  )
+
+
+def run_episodic(config, workdir, hooks=()):
+  """Few-shot classification of 3-way episodes from a host-side episodic sampler."""
+  images = np.random.default_rng(0).normal(size=(12, 8, 4)).astype(np.float32)
+  sampler = episodic.sampler(images, ways=3, shots=2, queries=2, seed=config.seed)
+  model = models.build(ml_collections.ConfigDict(
+      dict(name="mlp", hidden=(8,), num_outputs=3)), (1, 4))
+  return loop.train(
+      config, str(workdir),
+      learner=meta.get("maml")(model, losses.cross_entropy, inner_tx=optax.sgd(0.1)),
+      outer_tx=optim.build(config.outer_optimizer, "config.outer_optimizer"),
+      sampler=sampler, hooks=hooks,
   )
 
 
@@ -69,6 +85,16 @@ def test_interrupted_run_resumes_bitwise_exactly(tmp_path):
   with open(tmp_path / "interrupted" / "metrics.jsonl") as f:
     steps = [json.loads(line)["step"] for line in f]
   assert steps == list(range(4, config.num_steps + 1, 4))
+
+
+def test_host_episodes_resume_bitwise_exactly(tmp_path):
+  config = smoke_config(meta_batch_size=4)
+  uninterrupted = run_episodic(config, tmp_path / "straight")
+  with pytest.raises(SystemExit):
+    run_episodic(config, tmp_path / "interrupted", hooks=[interrupt_at(7)])
+  resumed = run_episodic(config, tmp_path / "interrupted")
+  assert int(resumed.step) == config.num_steps
+  assert_trees_bitwise_equal(resumed, uninterrupted)
 
 
 def test_resume_refuses_a_different_config(tmp_path):

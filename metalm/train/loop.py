@@ -17,6 +17,7 @@ import optax
 from absl import logging
 
 from metalm import types
+from metalm.data import episodic
 from metalm.meta import base
 from metalm.train import checkpoint, metrics, sharding
 
@@ -44,22 +45,33 @@ class _StopSignals:
 
 
 def make_step(learner: base.MetaLearner, outer_tx: optax.GradientTransformation,
-              sampler: types.TaskSampler, *, meta_batch_size: int, seed: int,
-              mesh=None):
-  """The jitted, donated ``step(train_state) -> (train_state, metrics)``.
+              sampler, *, meta_batch_size: int, seed: int, mesh=None):
+  """The jitted, donated meta step.
 
-  With a ``mesh`` (see ``sharding.task_mesh``), the sampled tasks are split over its
-  devices; the train state must then be replicated on it (``sharding.replicate``).
+  With an in-jit ``types.TaskSampler`` it is ``step(train_state)`` and samples the
+  tasks of step k from ``(seed, k)``; with a host-side sampler (anything with
+  ``batch(step, num_tasks)``, e.g. ``data.episodic``) it is
+  ``step(train_state, tasks)``. With a ``mesh`` (see ``sharding.task_mesh``) the
+  tasks are split over its devices; the train state must then be replicated on it.
+
+  Returns:
+    ``step(...) -> (train_state, metrics)``.
   """
   data_key, step_key = jax.random.split(jax.random.fold_in(jax.random.key(seed), 1))
 
-  @functools.partial(jax.jit, donate_argnums=0)
-  def step(train_state: base.MetaTrainState):
-    tasks = sampler.sample(jax.random.fold_in(data_key, train_state.step), meta_batch_size)
+  def step_on(train_state: base.MetaTrainState, tasks: types.TaskBatch):
     if mesh is not None:
       tasks = sharding.shard_tasks(tasks, mesh)
     key = jax.random.fold_in(step_key, train_state.step)
     return base.meta_step(learner, outer_tx, train_state, tasks, key)
+
+  if not isinstance(sampler, types.TaskSampler):
+    return jax.jit(step_on, donate_argnums=0)
+
+  @functools.partial(jax.jit, donate_argnums=0)
+  def step(train_state: base.MetaTrainState):
+    key = jax.random.fold_in(data_key, train_state.step)
+    return step_on(train_state, sampler.sample(key, meta_batch_size))
 
   return step
 
@@ -70,7 +82,7 @@ def train(
     *,
     learner: base.MetaLearner,
     outer_tx: optax.GradientTransformation,
-    sampler: types.TaskSampler,
+    sampler,
     hooks: Sequence[Callable[[int], None]] = (),
 ) -> base.MetaTrainState:
   """Meta-trains for ``config.num_steps`` steps, resuming from ``workdir`` if possible.
@@ -81,7 +93,8 @@ def train(
     workdir: holds ``checkpoints/`` and ``metrics.jsonl``.
     learner: the meta-learner.
     outer_tx: the outer optimizer.
-    sampler: in-jit task sampler.
+    sampler: an in-jit ``types.TaskSampler``, or a host-side sampler with
+      ``batch(step, num_tasks)`` whose batches are prefetched on a thread.
     hooks: called with the step number after every step.
 
   Returns:
@@ -108,8 +121,10 @@ def train(
                       meta_batch_size=config.meta_batch_size, seed=config.seed,
                       mesh=mesh)
 
+  batches = _host_batches(sampler, mesh, first_step, config)
+  example = () if batches is None else (sampler.batch(first_step, config.meta_batch_size),)
   compile_start = time.perf_counter()
-  step_fn = step_fn.lower(state).compile()
+  step_fn = step_fn.lower(state, *example).compile()
   logging.info("Compiled the meta step in %.1fs; training from step %d to %d with "
                "%d tasks per step over %d device(s).", time.perf_counter() - compile_start,
                first_step, config.num_steps, config.meta_batch_size, mesh.size)
@@ -118,7 +133,11 @@ def train(
   try:
     with _StopSignals() as stop:
       for step in range(first_step + 1, config.num_steps + 1):
-        state, step_metrics = step_fn(state)
+        if batches is None:
+          state, step_metrics = step_fn(state)
+        else:
+          _, tasks = next(batches)
+          state, step_metrics = step_fn(state, tasks)
         window.append(step_metrics)
         for hook in hooks:
           hook(step)
@@ -135,7 +154,21 @@ def train(
           raise SystemExit(128 + stop.signum)
   finally:
     ckpt.close()
+    if batches is not None:
+      batches.close()
   return state
+
+
+def _host_batches(sampler, mesh, first_step, config):
+  """Prefetched ``(step, tasks)`` from a host-side sampler; None for in-jit samplers."""
+  if isinstance(sampler, types.TaskSampler):
+    return None
+  # The tasks of the update that takes state.step from k to k+1 are those of step k.
+  return episodic.prefetch(
+      sampler, first_step, config.meta_batch_size,
+      num_steps=config.num_steps - first_step,
+      sharding=sharding.task_sharding(mesh),
+  )
 
 
 def _log(window, step, writer, progress):
