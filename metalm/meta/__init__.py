@@ -1,7 +1,12 @@
 """Meta-learners: factories returning ``base.MetaLearner`` bundles of pure functions."""
 
+import inspect
+
+import ml_collections
+
 from metalm import registry
 from metalm.meta import anil, boil, maml, meta_sgd, reptile
+from metalm.train import optim
 
 METHODS = {
     "maml": maml.maml,
@@ -16,3 +21,37 @@ METHODS = {
 def get(name: str):
   """The meta-learner factory registered as ``name``."""
   return registry.lookup("meta-learner", name, METHODS)
+
+
+def build(config: ml_collections.ConfigDict, model, *, loss_fn, num_ways=None, **overrides):
+  """Builds the learner ``config.name`` with the other fields as its options.
+
+  ``inner_optimizer`` (a group with ``name`` and optax arguments) becomes the
+  ``inner_tx`` transformation; ``loss_fn`` and ``num_ways`` are passed to the
+  factories that take them.
+
+  Args:
+    config: ``name`` plus the factory's keyword options.
+    model: the ``ModelFns``.
+    loss_fn: ``loss(out, y) -> (loss, metrics)``.
+    num_ways: classes per episode, for metric and closed-form heads.
+    **overrides: options that replace the config's (e.g. test-time ``inner_steps``).
+  """
+  factory = get(config.name)
+  options = {k: v for k, v in config.items() if k != "name"}
+  if "inner_optimizer" in options:
+    options["inner_tx"] = optim.build(
+        options.pop("inner_optimizer"), "config.method.inner_optimizer")
+  options.update(overrides)
+  accepted = inspect.signature(factory).parameters
+  if "kwargs" in accepted:  # fomaml forwards to maml.
+    accepted = inspect.signature(maml.maml).parameters
+  unknown = sorted(set(options) - set(accepted))
+  if unknown:
+    raise ValueError(f"Unknown option(s) {unknown} in config.method for {config.name!r}; "
+                     f"it accepts: {sorted(set(accepted) - {'model', 'loss_fn'})}.")
+  if "loss_fn" in accepted:
+    options["loss_fn"] = loss_fn
+  if "num_ways" in accepted:
+    options["num_ways"] = num_ways
+  return factory(model, **options)

@@ -1,0 +1,84 @@
+"""Few-shot image classification: meta-train on episodes, test on held-out classes.
+
+  python -m experiments.fewshot.main --config=experiments/fewshot/configs/maml.py:5w1s \
+      --workdir=runs/omniglot_maml_5w1s
+
+Re-running the same command resumes from the last checkpoint in --workdir.
+"""
+
+import json
+import os
+import time
+
+from absl import app, flags, logging
+import jax
+import numpy as np
+from ml_collections import config_flags
+
+from experiments.fewshot.configs import base as reference
+from metalm import losses, meta, models, registry
+from metalm.data import episodic, omniglot
+from metalm.eval import episodic as episodic_eval
+from metalm.train import config_check, loop, optim
+
+CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
+WORKDIR = flags.DEFINE_string("workdir", None, "Run directory.", required=True)
+DATASETS = {"omniglot": omniglot.load}
+
+
+def load_splits(data):
+  loader = registry.lookup("dataset in config.data.dataset", data.dataset, DATASETS)
+  return loader(data.data_dir or None, split=data.split)
+
+
+def evaluate(config, model, state, splits):
+  """Accuracy on ``config.eval.episodes`` episodes of held-out classes, with 95% CI."""
+  ev = config.eval
+  overrides = {"inner_steps": ev.inner_steps} if "inner_steps" in config.method else {}
+  learner = meta.build(config.method, model, loss_fn=losses.cross_entropy,
+                       num_ways=ev.ways, **overrides)
+  sampler = episodic.sampler(getattr(splits, ev.split).images, ways=ev.ways,
+                             shots=ev.shots, queries=ev.queries, seed=ev.seed)
+  per_task = jax.jit(lambda p, s, t, k: episodic_eval.per_task(learner, p, s, t, k))
+  accuracy = []
+  for chunk in range(-(-ev.episodes // ev.batch_episodes)):
+    tasks = sampler.batch(chunk, ev.batch_episodes)
+    values = per_task(state.params, state.model_state, tasks, jax.random.key(chunk))
+    accuracy.append(np.asarray(values["accuracy"]))
+  mean, ci95 = episodic_eval.confidence_interval(np.concatenate(accuracy)[:ev.episodes])
+  return 100 * mean, 100 * ci95
+
+
+def main(argv):
+  del argv
+  config, workdir = CONFIG.value, WORKDIR.value
+  config_check.check_fields(
+      config, reference.omniglot(5, 1, method={}, head=False),
+      free=("method", "model", "outer_optimizer"))
+  start = time.perf_counter()
+  splits = load_splits(config.data)
+  data = config.data
+  model = models.build(config.model, (1,) + splits.train.images.shape[2:])
+  learner = meta.build(config.method, model, loss_fn=losses.cross_entropy,
+                       num_ways=data.ways)
+  state = loop.train(
+      config, workdir, learner=learner,
+      outer_tx=optim.build(config.outer_optimizer, "config.outer_optimizer"),
+      sampler=episodic.sampler(splits.train.images, ways=data.ways, shots=data.shots,
+                               queries=data.queries, seed=config.seed),
+  )
+  accuracy, ci95 = evaluate(config, model, state, splits)
+  ev = config.eval
+  logging.info("%s %d-way %d-shot accuracy on %d %s episodes: %.2f +- %.2f%%",
+               config.method.name, ev.ways, ev.shots, ev.episodes, ev.split, accuracy, ci95)
+  results = {"method": config.method.name, "dataset": data.dataset, "split": data.split,
+             "eval_split": ev.split, "ways": ev.ways, "shots": ev.shots,
+             "norm": model.norm, "step": int(state.step), "accuracy": accuracy,
+             "ci95": ci95, "wall_clock_s": time.perf_counter() - start,
+             "config": json.loads(config.to_json())}
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+  app.run(main)

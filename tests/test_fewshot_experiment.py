@@ -1,0 +1,42 @@
+"""Every few-shot config runs its smoke variant on real Omniglot, and resumes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from experiments.fewshot.configs import base, maml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = ["maml", "fomaml", "meta_sgd", "anil"]
+
+
+def run(config, workdir, data_dir):
+  return subprocess.run(
+      [sys.executable, "-m", "experiments.fewshot.main",
+       f"--config=experiments/fewshot/configs/{config}", f"--workdir={workdir}"],
+      cwd=ROOT, capture_output=True, text=True, timeout=600,
+      env={**os.environ, "METALM_DATA_DIR": data_dir})
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_smoke_config_trains_evaluates_and_resumes(name, tmp_path, data_dir):
+  first = run(f"{name}.py:5w1s,smoke", tmp_path, data_dir)
+  assert first.returncode == 0, first.stderr[-3000:]
+  with open(tmp_path / "results.json") as f:
+    results = json.load(f)
+  assert results["method"] == name and results["step"] == 3
+  assert results["norm"] == "transductive" and results["eval_split"] == "test"
+  assert 0.0 <= results["accuracy"] <= 100.0 and results["ci95"] > 0.0
+  if name == "maml":
+    again = run(f"{name}.py:5w1s,smoke", tmp_path, data_dir)
+    assert again.returncode == 0 and "Resumed from" in again.stderr
+
+
+def test_config_arguments_are_checked():
+  assert base.parse("20w5s,smoke") == (20, 5, True)
+  assert maml.get_config("20w1s").method.inner_steps == 5
+  with pytest.raises(ValueError, match=r"Bad config argument '5w2s'"):
+    base.parse("5w2s")
