@@ -10,9 +10,9 @@ import json
 import os
 import time
 
-from absl import app, flags, logging
 import jax
 import numpy as np
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from experiments.fewshot.configs import base as reference
