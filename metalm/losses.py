@@ -16,7 +16,8 @@ def mse(out: jax.Array, y: jax.Array):
 def cross_entropy(logits_BxC: jax.Array, labels_B: jax.Array):
   """Softmax cross-entropy with integer labels, and accuracy."""
   loss = optax.softmax_cross_entropy_with_integer_labels(logits_BxC, labels_B).mean()
-  accuracy = jnp.mean(jnp.argmax(logits_BxC, -1) == labels_B)
+  predictions_B = jnp.argmax(logits_BxC, -1).astype(labels_B.dtype)
+  accuracy = jnp.mean(predictions_B == labels_B)
   return loss, {"accuracy": accuracy}
 
 

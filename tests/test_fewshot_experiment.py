@@ -10,7 +10,7 @@ import pytest
 from experiments.fewshot.configs import base, maml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = ["maml", "fomaml", "meta_sgd", "anil"]
+CONFIGS = ["maml", "fomaml", "meta_sgd", "anil", "protonet"]
 
 
 def run(config, workdir, data_dir):

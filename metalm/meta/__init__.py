@@ -5,7 +5,7 @@ import inspect
 import ml_collections
 
 from metalm import registry
-from metalm.meta import anil, boil, maml, meta_sgd, reptile
+from metalm.meta import anil, boil, maml, meta_sgd, protonet, reptile, ridge_head, svm_head
 from metalm.train import optim
 
 METHODS = {
@@ -15,6 +15,9 @@ METHODS = {
     "anil": anil.anil,
     "boil": boil.boil,
     "reptile": reptile.reptile,
+    "protonet": protonet.protonet,
+    "r2d2": ridge_head.r2d2,
+    "metaoptnet_svm": svm_head.metaoptnet_svm,
 }
 
 
