@@ -105,6 +105,9 @@ def test_resume_refuses_a_different_config(tmp_path):
     run(changed, tmp_path)
   # Nothing saved was lost.
   assert os.path.isdir(tmp_path / "checkpoints" / "10")
+  # A longer or shorter run of the same config resumes.
+  assert int(run(smoke_config(num_steps=12), tmp_path).step) == 12
+  assert int(run(smoke_config(num_steps=5), tmp_path).step) == 12
 
 
 def test_resume_reports_an_unreadable_checkpoint(tmp_path):

@@ -8,8 +8,10 @@ import ml_collections
 import orbax.checkpoint as ocp
 from absl import logging
 
-# Config fields that may change between a run and its resumption.
-RESUMABLE_CHANGES = ("log_every", "checkpoint_every", "max_checkpoints", "eval")
+# Config fields that may change between a run and its resumption: logging, evaluation,
+# and the length of the run (schedules take their own step counts, never num_steps).
+RESUMABLE_CHANGES = ("log_every", "checkpoint_every", "max_checkpoints", "eval",
+                     "num_steps")
 
 
 def config_to_json(config: ml_collections.ConfigDict) -> dict[str, Any]:
