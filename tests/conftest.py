@@ -31,6 +31,12 @@ def x64():
 
 
 @pytest.fixture
+def user_env():
+  """The environment of a user's shell: without the 8 forced CPU devices."""
+  return {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+
+
+@pytest.fixture
 def data_dir():
   """The local data directory; skips the test when METALM_DATA_DIR is unset."""
   path = os.environ.get("METALM_DATA_DIR")

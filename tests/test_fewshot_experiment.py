@@ -13,17 +13,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = ["maml", "fomaml", "meta_sgd", "anil", "protonet"]
 
 
-def run(config, workdir, data_dir):
+def run(config, workdir, env):
   return subprocess.run(
       [sys.executable, "-m", "experiments.fewshot.main",
        f"--config=experiments/fewshot/configs/{config}", f"--workdir={workdir}"],
       cwd=ROOT, capture_output=True, text=True, timeout=600,
-      env={**os.environ, "METALM_DATA_DIR": data_dir})
+      env=env)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_smoke_config_trains_evaluates_and_resumes(name, tmp_path, data_dir):
-  first = run(f"{name}.py:5w1s,smoke", tmp_path, data_dir)
+def test_smoke_config_trains_evaluates_and_resumes(name, tmp_path, data_dir, user_env):
+  env = {**user_env, "METALM_DATA_DIR": data_dir}
+  first = run(f"{name}.py:5w1s,smoke", tmp_path, env)
   assert first.returncode == 0, first.stderr[-3000:]
   with open(tmp_path / "results.json") as f:
     results = json.load(f)
@@ -31,7 +32,7 @@ def test_smoke_config_trains_evaluates_and_resumes(name, tmp_path, data_dir):
   assert results["norm"] == "transductive" and results["eval_split"] == "test"
   assert 0.0 <= results["accuracy"] <= 100.0 and results["ci95"] > 0.0
   if name == "maml":
-    again = run(f"{name}.py:5w1s,smoke", tmp_path, data_dir)
+    again = run(f"{name}.py:5w1s,smoke", tmp_path, env)
     assert again.returncode == 0 and "Resumed from" in again.stderr
 
 

@@ -1,5 +1,6 @@
 """ProtoNets, R2-D2 and MetaOptNet-SVM heads against closed forms and finite differences."""
 
+import closed_forms  # tests/closed_forms.py
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -62,10 +63,6 @@ def np_cross_entropy(logits, labels):
 def class_means(emb, labels, num_ways):
   emb, labels = np.asarray(emb, np.float64), np.asarray(labels)
   return np.stack([emb[labels == c].mean(0) for c in range(num_ways)])
-
-
-def to_f64(tree):
-  return jax.tree.map(lambda a: a.astype(jnp.float64), tree)
 
 
 def jitted(learner: base.MetaLearner) -> base.MetaLearner:
@@ -156,7 +153,7 @@ def test_r2d2_adapt_and_logits_match_a_direct_solve(x64):
   model = tanh_model(DIN, 7)
   learner = ridge_head.r2d2(model, num_ways=N, init_lambda=0.7, init_scale=3.0,
                             init_bias=0.5)
-  meta_params, state = to_f64(jax.jit(learner.init)(jax.random.key(0)))
+  meta_params, state = closed_forms.to_f64(jax.jit(learner.init)(jax.random.key(0)))
   task = few_shot_task(1, dtype=np.float64)
   task_params, _ = jax.jit(learner.adapt)(meta_params, state, task.support, jax.random.key(2))
   apply = jit_apply(model)
@@ -309,7 +306,7 @@ def metaoptnet_svm_small(model):
 def test_outer_gradient_matches_finite_differences(x64, head):
   del x64
   learner = HEADS[head](tanh_model(DIN, 5))
-  meta_params, state = to_f64(jax.jit(learner.init)(jax.random.key(0)))
+  meta_params, state = closed_forms.to_f64(jax.jit(learner.init)(jax.random.key(0)))
   task = few_shot_task(1, dtype=np.float64)
   f = jax.jit(lambda p: learner.outer_loss(p, state, task, jax.random.key(2))[0])
   # eps=1e-6: small enough not to cross a kink of the SVM's projections.

@@ -1,5 +1,6 @@
 """MAML / FOMAML against closed forms, finite differences and tracing counts."""
 
+import closed_forms  # tests/closed_forms.py
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -24,16 +25,6 @@ def linear_model() -> functional.ModelFns:
   return functional.ModelFns(init, apply)
 
 
-def linear_task(key, num_support=6, num_query=5, dim=3) -> types.TaskBatch:
-  ks = jax.random.split(key, 4)
-  return types.TaskBatch(
-      jax.random.normal(ks[0], (num_support, dim)),
-      jax.random.normal(ks[1], (num_support, 1)),
-      jax.random.normal(ks[2], (num_query, dim)),
-      jax.random.normal(ks[3], (num_query, 1)),
-  )
-
-
 def analytic_meta_gradient(w, task, first_order):
   """d/dw L_q(w - alpha grad L_s(w)) for mean squared error, by hand."""
   xs, ys, xq, yq = task
@@ -53,7 +44,7 @@ def outer_grad(learner, params, task):
 def test_second_order_meta_gradient_matches_closed_form():
   learner = meta.get("maml")(linear_model(), losses.mse, inner_tx=optax.sgd(ALPHA))
   params, _ = learner.init(jax.random.key(1))
-  task = linear_task(jax.random.key(2))
+  task = closed_forms.linear_task(jax.random.key(2))
   got = outer_grad(learner, params, task)["w"]
   want = analytic_meta_gradient(params["w"], task, first_order=False)
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
@@ -65,7 +56,7 @@ def test_second_order_meta_gradient_matches_closed_form():
 def test_first_order_meta_gradient_matches_closed_form():
   learner = meta.get("fomaml")(linear_model(), losses.mse, inner_tx=optax.sgd(ALPHA))
   params, _ = learner.init(jax.random.key(1))
-  task = linear_task(jax.random.key(2))
+  task = closed_forms.linear_task(jax.random.key(2))
   got = outer_grad(learner, params, task)["w"]
   want = analytic_meta_gradient(params["w"], task, first_order=True)
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
@@ -84,10 +75,6 @@ def test_zero_inner_steps_is_the_plain_query_loss():
   np.testing.assert_allclose(loss, jnp.mean((out - task.query_y) ** 2), rtol=1e-6)
   adapted, _ = learner.adapt(params, state, task.support, jax.random.key(3))
   jax.tree.map(np.testing.assert_array_equal, adapted, params)
-
-
-def _to_f64(tree):
-  return jax.tree.map(lambda a: a.astype(jnp.float64), tree)
 
 
 def _jitter(params, scale=0.1):
@@ -111,8 +98,8 @@ def test_outer_gradient_matches_finite_differences_mlp(x64):
   # Second order only: FOMAML's gradient is deliberately not the true gradient.
   learner = meta.get("maml")(model, losses.mse, inner_tx=optax.sgd(0.1), inner_steps=2)
   params, state = learner.init(jax.random.key(0))
-  params = _jitter(_to_f64(params))
-  tasks = _to_f64(sinusoid.sampler(num_support=4, num_query=4)
+  params = _jitter(closed_forms.to_f64(params))
+  tasks = closed_forms.to_f64(sinusoid.sampler(num_support=4, num_query=4)
                   .sample(jax.random.key(1), 2))
   f = lambda p: base.batched_outer_loss(learner, p, state, tasks, jax.random.key(2))[0]
   test_util.check_grads(f, (params,), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
@@ -127,7 +114,7 @@ def test_outer_gradient_matches_finite_differences_conv_with_batch_norm(x64, nor
   )
   learner = meta.get("maml")(model, losses.mse, inner_tx=optax.sgd(0.1))
   params, state = learner.init(jax.random.key(0))
-  params, state = _jitter(_to_f64(params)), _to_f64(state)
+  params, state = _jitter(closed_forms.to_f64(params)), closed_forms.to_f64(state)
   ks = jax.random.split(jax.random.key(1), 4)
   task = types.TaskBatch(
       jax.random.normal(ks[0], (3, 16, 16, 1), jnp.float64),
@@ -173,7 +160,7 @@ def test_meta_step_averages_task_gradients():
   """The vmapped meta-gradient equals the mean of per-task gradients."""
   learner = meta.get("maml")(linear_model(), losses.mse, inner_tx=optax.sgd(ALPHA))
   params, _ = learner.init(jax.random.key(1))
-  tasks = [linear_task(jax.random.key(k)) for k in range(4)]
+  tasks = [closed_forms.linear_task(jax.random.key(k)) for k in range(4)]
   batch = jax.tree.map(lambda *xs: jnp.stack(xs), *tasks)
   got = jax.grad(lambda p: base.batched_outer_loss(
       learner, p, {}, batch, jax.random.key(0))[0])(params)["w"]

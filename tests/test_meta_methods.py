@@ -1,5 +1,6 @@
 """ANIL, BOIL, Meta-SGD and Reptile against closed forms, MAML and finite differences."""
 
+import closed_forms  # tests/closed_forms.py
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -30,10 +31,6 @@ def one_task(tasks: types.TaskBatch) -> types.TaskBatch:
   return jax.tree.map(lambda x: x[0], tasks)
 
 
-def to_f64(tree):
-  return jax.tree.map(lambda a: a.astype(jnp.float64), tree)
-
-
 def linear_model() -> functional.ModelFns:
   """f(x) = x @ w with ``params = {"head": {"w": w}}``: a head on fixed features."""
   init = lambda key: ({"head": {"w": jax.random.normal(key, (3, 1))}}, {})
@@ -53,16 +50,6 @@ def features_model(identity_body: bool) -> functional.ModelFns:
     return x @ params["body"]["B"] @ params["head"]["w"], state
 
   return functional.ModelFns(init, apply)
-
-
-def linear_task(key, num_support=6, num_query=5, dim=3) -> types.TaskBatch:
-  ks = jax.random.split(key, 4)
-  return types.TaskBatch(
-      jax.random.normal(ks[0], (num_support, dim)),
-      jax.random.normal(ks[1], (num_support, 1)),
-      jax.random.normal(ks[2], (num_query, dim)),
-      jax.random.normal(ks[3], (num_query, 1)),
-  )
 
 
 def mse_grad(w, x, y):
@@ -106,7 +93,7 @@ def test_meta_sgd_rate_gradient_matches_closed_form(first_order):
   meta_params, _ = learner.init(jax.random.key(1))
   rates = jax.random.uniform(jax.random.key(3), (3, 1), minval=0.01, maxval=0.1)
   meta_params["lr"]["head"]["w"] = rates
-  xs, ys, xq, yq = task = linear_task(jax.random.key(2))
+  xs, ys, xq, yq = task = closed_forms.linear_task(jax.random.key(2))
   w = meta_params["params"]["head"]["w"]
   g_s = mse_grad(w, xs, ys)
   g_q = mse_grad(w - rates * g_s, xq, yq)
@@ -136,7 +123,7 @@ def test_anil_with_identity_body_is_maml_on_the_head(first_order):
   learner = anil.anil(features_model(identity_body=True), losses.mse,
                       inner_tx=optax.sgd(ALPHA), first_order=first_order)
   meta_params, _ = learner.init(jax.random.key(1))
-  xs, ys, xq, yq = task = linear_task(jax.random.key(2))
+  xs, ys, xq, yq = task = closed_forms.linear_task(jax.random.key(2))
   w = meta_params["head"]["w"]
   g_q = mse_grad(w - ALPHA * mse_grad(w, xs, ys), xq, yq)
   a_s = 2.0 / xs.shape[0] * xs.T @ xs
@@ -160,7 +147,7 @@ def test_anil_body_gradient(first_order):
   learner = anil.anil(features_model(identity_body=False), losses.mse,
                       inner_tx=optax.sgd(ALPHA), first_order=first_order)
   meta_params, _ = learner.init(jax.random.key(1))
-  xs, ys, xq, yq = task = linear_task(jax.random.key(2))
+  xs, ys, xq, yq = task = closed_forms.linear_task(jax.random.key(2))
   _, grads = outer_grad(learner, meta_params, task)
 
   def explicit(params):
@@ -215,7 +202,7 @@ def test_reptile_one_step_matches_closed_form(include_query):
   learner = reptile.reptile(linear_model(), losses.mse, inner_tx=optax.sgd(ALPHA),
                             inner_steps=1, include_query=include_query)
   params, _ = learner.init(jax.random.key(1))
-  xs, ys, xq, yq = task = linear_task(jax.random.key(2))
+  xs, ys, xq, yq = task = closed_forms.linear_task(jax.random.key(2))
   if include_query:
     xs, ys = jnp.concatenate([xs, xq]), jnp.concatenate([ys, yq])
   w = params["head"]["w"]
@@ -237,7 +224,7 @@ def test_reptile_meta_step_moves_toward_mean_adapted_weights():
                             inner_steps=1)
   tx = optax.sgd(eps)
   train_state = base.init_train_state(learner, tx, jax.random.key(1))
-  tasks = [linear_task(jax.random.key(k)) for k in range(3)]
+  tasks = [closed_forms.linear_task(jax.random.key(k)) for k in range(3)]
   batch = jax.tree.map(lambda *xs: jnp.stack(xs), *tasks)
   step = jax.jit(lambda s, t, k: base.meta_step(learner, tx, s, t, k))
   new_state, metrics = step(train_state, batch, jax.random.key(0))
@@ -259,12 +246,12 @@ def test_outer_gradient_matches_finite_differences_mlp(x64, factory):
     kwargs["inner_tx"] = optax.sgd(0.1)
   learner = factory(mlp(), losses.mse, **kwargs)
   meta_params, state = learner.init(jax.random.key(0))
-  meta_params = to_f64(meta_params)
+  meta_params = closed_forms.to_f64(meta_params)
   if factory is meta_sgd.meta_sgd:  # Unequal rates, so the rate gradients differ.
     meta_params["lr"] = jax.tree.map(
         lambda r: r * jax.random.uniform(jax.random.key(3), r.shape, r.dtype, 5.0, 10.0),
         meta_params["lr"])
-  tasks = to_f64(sinusoid_tasks(jax.random.key(1), 2))
+  tasks = closed_forms.to_f64(sinusoid_tasks(jax.random.key(1), 2))
   f = lambda p: base.batched_outer_loss(learner, p, state, tasks, jax.random.key(2))[0]
   test_util.check_grads(f, (meta_params,), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
 

@@ -18,13 +18,13 @@ def command(workdir, *extra):
           f"--workdir={workdir}", *extra]
 
 
-def run(workdir, *extra):
+def run(workdir, env, *extra):
   return subprocess.run(command(workdir, *extra), cwd=ROOT, capture_output=True,
-                        text=True, timeout=300)
+                        text=True, timeout=300, env=env)
 
 
-def test_smoke_run_trains_evaluates_plots_and_resumes(tmp_path):
-  first = run(tmp_path)
+def test_smoke_run_trains_evaluates_plots_and_resumes(tmp_path, user_env):
+  first = run(tmp_path, user_env)
   assert first.returncode == 0, first.stderr[-3000:]
   assert "steps/s" in first.stderr and "ETA" in first.stderr
   with open(tmp_path / "results.json") as f:
@@ -34,23 +34,23 @@ def test_smoke_run_trains_evaluates_plots_and_resumes(tmp_path):
   assert os.path.getsize(tmp_path / "adaptation.png") > 10_000
   assert os.path.isdir(tmp_path / "checkpoints" / "300")
 
-  again = run(tmp_path)
+  again = run(tmp_path, user_env)
   assert again.returncode == 0, again.stderr[-3000:]
   assert "Resumed from" in again.stderr and "step 100/" not in again.stderr
   with open(tmp_path / "results.json") as f:
     assert json.load(f)["mse_after_steps"] == results["mse_after_steps"]
 
 
-def test_unknown_command_line_field_is_named(tmp_path):
-  result = run(tmp_path, "--config.inner_step=3")
+def test_unknown_command_line_field_is_named(tmp_path, user_env):
+  result = run(tmp_path, user_env, "--config.inner_step=3")
   assert result.returncode != 0
   assert "inner_step" in result.stderr and "inner_steps" in result.stderr
 
 
-def test_sigterm_writes_a_checkpoint_before_exit(tmp_path):
+def test_sigterm_writes_a_checkpoint_before_exit(tmp_path, user_env):
   proc = subprocess.Popen(
       command(tmp_path, "--config.num_steps=1000000", "--config.log_every=50"),
-      cwd=ROOT, stderr=subprocess.PIPE, text=True)
+      cwd=ROOT, stderr=subprocess.PIPE, text=True, env=user_env)
   deadline = time.time() + 240
   for line in proc.stderr:
     if "steps/s" in line or time.time() > deadline:
