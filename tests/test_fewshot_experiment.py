@@ -5,9 +5,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from experiments.fewshot.configs import base, maml
+from metalm.eval import adapt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = ["maml", "fomaml", "meta_sgd", "anil", "boil", "protonet", "r2d2", "metaoptnet"]
@@ -35,6 +37,29 @@ def test_smoke_config_trains_evaluates_and_resumes(name, tmp_path, data_dir, use
   if name == "maml":
     again = run(f"{name}.py:5w1s,smoke", tmp_path, env)
     assert again.returncode == 0 and "Resumed from" in again.stderr
+  if name in ("maml", "protonet"):
+    check_adapt_and_predict(tmp_path, ways=5 if name == "maml" else 3)
+
+
+def check_adapt_and_predict(workdir, ways):
+  """The public path: a user's own support set, string labels, any N for heads."""
+  trained = adapt.load(str(workdir), input_shape=(28, 28, 1))
+  rng = np.random.default_rng(0)
+  names = np.array([f"class_{i}" for i in range(ways)])
+  support_x = rng.uniform(size=(2 * ways, 28, 28, 1)).astype(np.float32)
+  support_y = np.repeat(names, 2)
+  labels, probabilities = adapt.adapt_and_predict(
+      trained, support_x, support_y, support_x[:4], inner_steps=1)
+  assert probabilities.shape == (4, ways)
+  np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
+  assert set(labels) <= set(names)
+  with pytest.raises(ValueError, match=r"query_x has shape \(4, 28, 28\)"):
+    adapt.adapt_and_predict(trained, support_x, support_y, support_x[:4, ..., 0])
+  with pytest.raises(ValueError, match=r"support_y has 3 labels along axis 0"):
+    adapt.adapt_and_predict(trained, support_x, support_y[:3], support_x[:4])
+  if trained.config.model.num_classes:
+    with pytest.raises(ValueError, match=r"meta-trained for 5-way tasks"):
+      adapt.adapt_and_predict(trained, support_x[:6], support_y[:6], support_x[:4])
 
 
 def test_config_arguments_are_checked():

@@ -6,6 +6,7 @@ A meta-learner is a bundle of pure functions over an explicit meta-parameter pyt
   init(key) -> (meta_params, state)
   adapt(meta_params, state, support, key) -> (task_params, state)
   outer_loss(meta_params, state, task, key) -> (loss, OuterAux)
+  predict(meta_params, state, support, query_x, key) -> (outputs, state)
 
 ``task`` is one task (``types.TaskBatch`` without the task axis). The meta step
 batches ``outer_loss`` over the task axis with ``vmap`` inside one jitted function.
@@ -32,6 +33,8 @@ class MetaLearner(NamedTuple):
   init: Callable[[types.PRNGKey], tuple[types.Params, types.ModelState]]
   adapt: Callable[..., tuple[types.Params, types.ModelState]]
   outer_loss: Callable[..., tuple[jax.Array, OuterAux]]
+  # Model outputs (logits, regressions) on query inputs after adapting to ``support``.
+  predict: Callable[..., tuple[jax.Array, types.ModelState]]
 
 
 def set_loss(model: functional.ModelFns, loss_fn):
@@ -47,17 +50,26 @@ def set_loss(model: functional.ModelFns, loss_fn):
   return loss
 
 
-def query_loss(model: functional.ModelFns, loss_fn, params, state, task, key):
-  """Loss of adapted ``params`` on the task's query set, under the model's BN mode.
+def adapted_predict(model: functional.ModelFns, adapt):
+  """``predict`` for learners whose ``adapt`` returns model parameters."""
 
-  Returns:
-    ``(loss, OuterAux)``.
-  """
-  out, state = functional.predict_query(
-      model, params, state, task.support_x, task.query_x, key=key
-  )
-  loss, metrics = loss_fn(out, task.query_y)
-  return loss, OuterAux(state, metrics)
+  def predict(meta_params, state, support: types.Batch, query_x, key):
+    adapt_key, query_key = jax.random.split(key)
+    params, state = adapt(meta_params, state, support, adapt_key)
+    return functional.predict_query(model, params, state, support.x, query_x, key=query_key)
+
+  return predict
+
+
+def query_loss(predict, loss_fn):
+  """``outer_loss``: the loss of ``predict``'s outputs on the task's query set."""
+
+  def outer_loss(meta_params, state, task: types.TaskBatch, key):
+    out, state = predict(meta_params, state, task.support, task.query_x, key)
+    loss, metrics = loss_fn(out, task.query_y)
+    return loss, OuterAux(state, metrics)
+
+  return outer_loss
 
 
 def batched_outer_loss(

@@ -2,7 +2,6 @@
 
 import functools
 
-import jax
 import optax
 
 from metalm import types
@@ -46,12 +45,8 @@ def maml(
     )
     return params, state
 
-  def outer_loss(meta_params, state, task: types.TaskBatch, key):
-    adapt_key, query_key = jax.random.split(key)
-    params, state = adapt(meta_params, state, task.support, adapt_key)
-    return base.query_loss(model, loss_fn, params, state, task, query_key)
-
-  return base.MetaLearner(model.init, adapt, outer_loss)
+  predict = base.adapted_predict(model, adapt)
+  return base.MetaLearner(model.init, adapt, base.query_loss(predict, loss_fn), predict)
 
 
 def fomaml(model: functional.ModelFns, loss_fn, **kwargs) -> base.MetaLearner:

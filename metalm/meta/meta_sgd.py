@@ -77,9 +77,5 @@ def meta_sgd(
     )
     return params, state
 
-  def outer_loss(meta_params, state, task: types.TaskBatch, key):
-    adapt_key, query_key = jax.random.split(key)
-    params, state = adapt(meta_params, state, task.support, adapt_key)
-    return base.query_loss(model, loss_fn, params, state, task, query_key)
-
-  return base.MetaLearner(init, adapt, outer_loss)
+  predict = base.adapted_predict(model, adapt)
+  return base.MetaLearner(init, adapt, base.query_loss(predict, loss_fn), predict)

@@ -62,14 +62,13 @@ def protonet(
     protos_CxD = prototypes(emb_SxD, support.y, num_ways)
     return {"params": meta_params, "prototypes": protos_CxD}, state
 
-  def outer_loss(meta_params, state, task: types.TaskBatch, key):
+  def predict(meta_params, state, support: types.Batch, query_x, key):
     support_key, query_key = jax.random.split(key)
-    task_params, state = adapt(meta_params, state, task.support, support_key)
+    task_params, state = adapt(meta_params, state, support, support_key)
     emb_QxD, state = functional.predict_query(
-        model, meta_params, state, task.support_x, task.query_x, key=query_key
+        model, meta_params, state, support.x, query_x, key=query_key
     )
-    logits_QxC = -squared_distances(emb_QxD, task_params["prototypes"])
-    loss, metrics = losses.cross_entropy(logits_QxC, task.query_y)
-    return loss, base.OuterAux(state, metrics)
+    return -squared_distances(emb_QxD, task_params["prototypes"]), state
 
-  return base.MetaLearner(model.init, adapt, outer_loss)
+  outer_loss = base.query_loss(predict, losses.cross_entropy)
+  return base.MetaLearner(model.init, adapt, outer_loss, predict)

@@ -78,8 +78,11 @@ def reptile(
           jnp.concatenate([task.support_y, task.query_y]),
       )
     params, state = adapt(jax.lax.stop_gradient(meta_params), state, batch, adapt_key)
-    loss, aux = base.query_loss(model, loss_fn, params, state, task, query_key)
-    metrics = {**aux.metrics, "query_loss": loss}
-    return distance_loss(meta_params, params), aux._replace(metrics=metrics)
+    out, state = functional.predict_query(
+        model, params, state, task.support_x, task.query_x, key=query_key)
+    query_loss, metrics = loss_fn(out, task.query_y)
+    metrics = {**metrics, "query_loss": query_loss}
+    return distance_loss(meta_params, params), base.OuterAux(state, metrics)
 
-  return base.MetaLearner(model.init, adapt, outer_loss)
+  predict = base.adapted_predict(model, adapt)
+  return base.MetaLearner(model.init, adapt, outer_loss, predict)

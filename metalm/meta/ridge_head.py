@@ -92,18 +92,29 @@ def r2d2(
     weights_DxC = ridge_weights(emb_SxD, onehot_SxC, lam)
     return {"params": params, "head": head, "weights": weights_DxC}, state
 
-  def outer_loss(meta_params, state, task: types.TaskBatch, key):
-    support_key, query_key = jax.random.split(key)
-    task_params, state = adapt(meta_params, state, task.support, support_key)
+  def query_logits(task_params, state, support_x, query_x, key):
     emb_QxD, state = functional.predict_query(
-        model, task_params["params"], state, task.support_x, task.query_x, key=query_key
+        model, task_params["params"], state, support_x, query_x, key=key
     )
     head = task_params["head"]
     scale, bias = (head[k].astype(emb_QxD.dtype) for k in ("scale", "bias"))
     logits_QxC = scale * jnp.matmul(emb_QxD, task_params["weights"], precision=_PRECISION)
-    logits_QxC = logits_QxC + bias
+    return logits_QxC + bias, state
+
+  def predict(meta_params, state, support: types.Batch, query_x, key):
+    support_key, query_key = jax.random.split(key)
+    task_params, state = adapt(meta_params, state, support, support_key)
+    return query_logits(task_params, state, support.x, query_x, query_key)
+
+  def outer_loss(meta_params, state, task: types.TaskBatch, key):
+    support_key, query_key = jax.random.split(key)
+    task_params, state = adapt(meta_params, state, task.support, support_key)
+    logits_QxC, state = query_logits(
+        task_params, state, task.support_x, task.query_x, query_key)
     loss, metrics = losses.cross_entropy(logits_QxC, task.query_y)
-    metrics = {**metrics, "ridge_lambda": jnp.exp(head["log_lambda"]), "logit_scale": scale}
+    head = task_params["head"]
+    metrics = {**metrics, "ridge_lambda": jnp.exp(head["log_lambda"]),
+               "logit_scale": head["scale"]}
     return loss, base.OuterAux(state, metrics)
 
-  return base.MetaLearner(init, adapt, outer_loss)
+  return base.MetaLearner(init, adapt, outer_loss, predict)

@@ -208,16 +208,25 @@ def metaoptnet_svm(
     task_params, state, _ = fit(meta_params, state, support, key)
     return task_params, state
 
+  def query_logits(task_params, state, support_x, query_x, key):
+    emb_QxD, state = functional.predict_query(
+        model, task_params["params"], state, support_x, query_x, key=key
+    )
+    scale = task_params["head"]["scale"].astype(emb_QxD.dtype)
+    return scale * jnp.matmul(emb_QxD, task_params["weights"], precision=_PRECISION), state
+
+  def predict(meta_params, state, support: types.Batch, query_x, key):
+    support_key, query_key = jax.random.split(key)
+    task_params, state, _ = fit(meta_params, state, support, support_key)
+    return query_logits(task_params, state, support.x, query_x, query_key)
+
   def outer_loss(meta_params, state, task: types.TaskBatch, key):
     support_key, query_key = jax.random.split(key)
     task_params, state, gap = fit(meta_params, state, task.support, support_key)
-    emb_QxD, state = functional.predict_query(
-        model, task_params["params"], state, task.support_x, task.query_x, key=query_key
-    )
-    scale = task_params["head"]["scale"].astype(emb_QxD.dtype)
-    logits_QxC = scale * jnp.matmul(emb_QxD, task_params["weights"], precision=_PRECISION)
+    logits_QxC, state = query_logits(
+        task_params, state, task.support_x, task.query_x, query_key)
     loss, metrics = losses.cross_entropy(logits_QxC, task.query_y)
-    metrics = {**metrics, "logit_scale": scale, "svm_gap": gap}
+    metrics = {**metrics, "logit_scale": task_params["head"]["scale"], "svm_gap": gap}
     return loss, base.OuterAux(state, metrics)
 
-  return base.MetaLearner(init, adapt, outer_loss)
+  return base.MetaLearner(init, adapt, outer_loss, predict)

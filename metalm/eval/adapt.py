@@ -1,0 +1,113 @@
+"""Adapt a meta-trained model to your own support set and predict, outside training.
+
+  trained = adapt.load("runs/omniglot_protonet_5w1s", input_shape=(28, 28, 1))
+  labels, probabilities = adapt.adapt_and_predict(trained, support_x, support_y, query_x)
+
+``support_y`` may hold any labels (ints or strings); predictions use the same labels.
+Inputs follow the training pipeline's convention (e.g. Omniglot: float32 in [0, 1],
+28x28x1).
+"""
+
+from typing import Any, NamedTuple, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from metalm import losses, meta, models, types
+from metalm.meta import base
+from metalm.train import checkpoint, optim
+
+
+class Trained(NamedTuple):
+  """A meta-trained learner restored from a run directory."""
+
+  config: ml_collections.ConfigDict
+  model: Any  # ModelFns
+  meta_params: Any
+  model_state: Any
+  input_shape: tuple[int, ...]
+
+
+def load(workdir: str, *, input_shape: Sequence[int]) -> Trained:
+  """Restores the latest checkpoint of a few-shot run (``experiments/fewshot``).
+
+  Args:
+    workdir: the run's ``--workdir``.
+    input_shape: the shape of one input example, e.g. ``(28, 28, 1)``.
+  """
+  manager = ocp.CheckpointManager(f"{workdir}/checkpoints")
+  step = manager.latest_step()
+  if step is None:
+    raise FileNotFoundError(f"No checkpoint under {workdir}/checkpoints; train first, "
+                            "or pass the --workdir of a finished run.")
+  saved = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+  manager.close()
+  config = ml_collections.ConfigDict(saved.config)
+  input_shape = tuple(input_shape)
+  model = models.build(config.model, (1,) + input_shape)
+  learner = _learner(config, model, config.data.ways)
+  outer_tx = optim.build(config.outer_optimizer, "config.outer_optimizer")
+  abstract = jax.eval_shape(
+      lambda: base.init_train_state(learner, outer_tx, jax.random.key(0)))
+  ckpt = checkpoint.Checkpointer(workdir, config)
+  state = ckpt.restore(abstract)
+  ckpt.close()
+  return Trained(config, model, state.params, state.model_state, input_shape)
+
+
+def adapt_and_predict(trained: Trained, support_x, support_y, query_x, *,
+                      inner_steps: int | None = None, seed: int = 0):
+  """Adapts to ``(support_x, support_y)`` and classifies ``query_x``.
+
+  Args:
+    trained: from ``load``.
+    support_x: ``[S, *input_shape]`` examples.
+    support_y: ``[S]`` labels of any hashable kind; N = number of distinct labels.
+    query_x: ``[Q, *input_shape]`` examples.
+    inner_steps: test-time inner steps for gradient-based learners (default: the
+      run's ``config.eval.inner_steps``).
+    seed: seeds the dropout keys, if the model has dropout.
+
+  Returns:
+    ``(labels [Q], probabilities [Q, N])``; column j of ``probabilities`` is the
+    j-th label of ``np.unique(support_y)``.
+  """
+  support_x, query_x = np.asarray(support_x, np.float32), np.asarray(query_x, np.float32)
+  classes, support_ids = np.unique(np.asarray(support_y), return_inverse=True)
+  _check_shapes(trained.input_shape, support_x, support_ids, query_x)
+  config = trained.config
+  if "inner_steps" in config.method:
+    inner_steps = config.eval.inner_steps if inner_steps is None else inner_steps
+    overrides = {"inner_steps": inner_steps}
+  else:
+    overrides = {}
+  learner = _learner(config, trained.model, len(classes), **overrides)
+  support = types.Batch(support_x, support_ids.astype(np.int32))
+  logits, _ = jax.jit(learner.predict)(
+      trained.meta_params, trained.model_state, support, query_x, jax.random.key(seed))
+  probabilities = np.asarray(jax.nn.softmax(logits, axis=-1))
+  return classes[probabilities.argmax(-1)], probabilities
+
+
+def _learner(config, model, num_ways, **overrides):
+  width = config.model.get("num_classes", 0)
+  if width and width != num_ways:
+    raise ValueError(
+        f"This {config.method.name} model was meta-trained for {width}-way tasks (its "
+        f"head has {width} outputs); the support set has {num_ways} classes. Give "
+        f"{width} classes, or use a metric / closed-form head (protonet, r2d2, "
+        "metaoptnet_svm), which takes any number.")
+  return meta.build(config.method, model, loss_fn=losses.cross_entropy,
+                    num_ways=num_ways, **overrides)
+
+
+def _check_shapes(input_shape, support_x, support_ids, query_x):
+  for name, x in (("support_x", support_x), ("query_x", query_x)):
+    if x.ndim != len(input_shape) + 1 or x.shape[1:] != input_shape:
+      raise ValueError(f"{name} has shape {x.shape}; expected (N, *{input_shape}): "
+                       f"axes 1 onward must equal input_shape {input_shape}.")
+  if support_ids.shape[0] != support_x.shape[0]:
+    raise ValueError(f"support_y has {support_ids.shape[0]} labels along axis 0 but "
+                     f"support_x has {support_x.shape[0]} examples.")
