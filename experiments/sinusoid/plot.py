@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
+from metalm import types
 from metalm.data import sinusoid
 
 
@@ -26,8 +27,8 @@ def adaptation(path, model, learners_by_steps, params, state, key, *, data_confi
   ax.plot(task.support_x[0, :, 0], task.support_y[0, :, 0], "k^", ms=8,
           label=f"{data_config.num_support} shots")
   for steps, learner in learners_by_steps.items():
-    task_params, task_state = learner.adapt(params, state, task.support.__class__(
-        task.support_x[0], task.support_y[0]), adapt_key)
+    support = types.Batch(task.support_x[0], task.support_y[0])
+    task_params, task_state = learner.adapt(params, state, support, adapt_key)
     prediction, _ = model.apply(task_params, task_state, grid[:, None], train=False)
     ax.plot(grid, prediction[:, 0], "--", label=f"after {steps} step(s)")
   ax.set_xlabel("x")
