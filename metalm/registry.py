@@ -1,6 +1,7 @@
 """Small explicit name -> factory tables with errors that name the bad choice."""
 
 import difflib
+import inspect
 from typing import Mapping, TypeVar
 
 T = TypeVar("T")
@@ -21,3 +22,20 @@ def lookup(kind: str, name: str, table: Mapping[str, T]) -> T:
   raise ValueError(
       f"Unknown {kind} {name!r}.{hint} Choose one of: {', '.join(sorted(table))}."
   )
+
+
+def check_keywords(factory, names, *, where: str, what: str, ignore=()) -> None:
+  """Raises a ValueError naming every entry of ``names`` that ``factory`` does not take.
+
+  Args:
+    factory: the callable the keywords are meant for.
+    names: keyword names taken from a config group.
+    where: the config path, for the message (e.g. "config.outer_optimizer").
+    what: what ``factory`` is, for the message (e.g. "optax.adam").
+    ignore: parameters the config may not set (filled in by the caller).
+  """
+  accepted = set(inspect.signature(factory).parameters) - set(ignore)
+  unknown = sorted(set(names) - accepted)
+  if unknown:
+    raise ValueError(f"Unknown field(s) {unknown} in {where} for {what}; "
+                     f"it accepts: {sorted(accepted)}.")

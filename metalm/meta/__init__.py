@@ -46,13 +46,10 @@ def build(config: ml_collections.ConfigDict, model, *, loss_fn, num_ways=None, *
     options["inner_tx"] = optim.build(
         options.pop("inner_optimizer"), "config.method.inner_optimizer")
   options.update(overrides)
+  registry.check_keywords(factory, options, where="config.method",
+                          what=f"meta-learner {config.name!r}",
+                          ignore=("model", "loss_fn", "num_ways"))
   accepted = inspect.signature(factory).parameters
-  if "kwargs" in accepted:  # fomaml forwards to maml.
-    accepted = inspect.signature(maml.maml).parameters
-  unknown = sorted(set(options) - set(accepted))
-  if unknown:
-    raise ValueError(f"Unknown option(s) {unknown} in config.method for {config.name!r}; "
-                     f"it accepts: {sorted(set(accepted) - {'model', 'loss_fn'})}.")
   if "loss_fn" in accepted:
     options["loss_fn"] = loss_fn
   if "num_ways" in accepted:

@@ -49,7 +49,8 @@ def maml(
   return base.MetaLearner(model.init, adapt, base.query_loss(predict, loss_fn), predict)
 
 
-def fomaml(model: functional.ModelFns, loss_fn, **kwargs) -> base.MetaLearner:
-  """First-order MAML (Finn et al. 2017, arXiv:1703.03400, Sec. 5.2)."""
-  return maml(model, loss_fn, first_order=True, **kwargs)
+fomaml = functools.partial(maml, first_order=True)
+fomaml.__doc__ = """First-order MAML (Finn et al. 2017, arXiv:1703.03400, Sec. 5.2).
 
+``maml`` with ``first_order=True``: inner gradients are constants in the outer step.
+"""

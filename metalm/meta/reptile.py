@@ -1,13 +1,12 @@
 """Reptile, batched (Nichol et al. 2018, arXiv:1803.02999)."""
 
-import functools
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from metalm import types
-from metalm.meta import base, inner_loop
+from metalm.meta import base, maml
 from metalm.models import functional
 
 
@@ -54,20 +53,8 @@ def reptile(
 
   Reference: Nichol, Achiam, Schulman 2018, arXiv:1803.02999.
   """
-  inner_tx = optax.sgd(0.01) if inner_tx is None else inner_tx
-
-  train_loss = base.set_loss(model, loss_fn)
-
-  def adapt(meta_params, state, support: types.Batch, key):
-    params, state, _ = inner_loop.fit(
-        functools.partial(train_loss, batch=support),
-        meta_params,
-        state,
-        key,
-        tx=inner_tx,
-        steps=inner_steps,
-    )
-    return params, state
+  # Reptile adapts exactly as MAML does; it only differs in its outer step.
+  adapt = maml.maml(model, loss_fn, inner_tx=inner_tx, inner_steps=inner_steps).adapt
 
   def outer_loss(meta_params, state, task: types.TaskBatch, key):
     adapt_key, query_key = jax.random.split(key)
@@ -84,5 +71,4 @@ def reptile(
     metrics = {**metrics, "query_loss": query_loss}
     return distance_loss(meta_params, params), base.OuterAux(state, metrics)
 
-  predict = base.adapted_predict(model, adapt)
-  return base.MetaLearner(model.init, adapt, outer_loss, predict)
+  return base.MetaLearner(model.init, adapt, outer_loss, base.adapted_predict(model, adapt))

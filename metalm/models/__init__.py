@@ -25,13 +25,8 @@ def build(config: ml_collections.ConfigDict, example_shape: Sequence[int]):
   """
   module_cls, has_batch_norm = registry.lookup("model", config.name, MODELS)
   fields = {k: v for k, v in config.items() if k not in ("name", "norm")}
-  known = set(module_cls.__dataclass_fields__) - {"parent", "name"}
-  unknown = sorted(set(fields) - known)
-  if unknown:
-    raise ValueError(
-        f"Unknown field(s) {unknown} in config.model for model {config.name!r}; "
-        f"its fields are: {sorted(known)}."
-    )
+  registry.check_keywords(module_cls, fields, where="config.model",
+                          what=f"model {config.name!r}", ignore=("parent", "name"))
   norm = config.get("norm", "none")
   if has_batch_norm == (norm == "none"):
     raise ValueError(

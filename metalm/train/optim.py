@@ -1,7 +1,5 @@
 """Optax optimizers chosen by name from a config."""
 
-import inspect
-
 import ml_collections
 import optax
 
@@ -31,26 +29,16 @@ def build(config: ml_collections.ConfigDict, where: str) -> optax.GradientTransf
       number or a schedule group: ``name`` (a key of ``SCHEDULES``) and its arguments.
     where: the config path, for error messages (e.g. "config.outer_optimizer").
   """
-  factory = registry.lookup(f"optimizer in {where}.name", config.name, OPTIMIZERS)
   kwargs = {k: v for k, v in config.items() if k != "name"}
   if isinstance(kwargs.get("learning_rate"), ml_collections.ConfigDict):
-    kwargs["learning_rate"] = _schedule(kwargs["learning_rate"], f"{where}.learning_rate")
-  accepted = inspect.signature(factory).parameters
-  unknown = sorted(set(kwargs) - set(accepted))
-  if unknown:
-    raise ValueError(
-        f"Unknown field(s) {unknown} in {where} for optax.{config.name}; "
-        f"it accepts: {sorted(accepted)}."
-    )
-  return factory(**kwargs)
+    kwargs["learning_rate"] = _from_config(
+        "schedule", SCHEDULES, kwargs["learning_rate"], f"{where}.learning_rate")
+  return _from_config("optimizer", OPTIMIZERS, {**config, **kwargs}, where)
 
 
-def _schedule(config: ml_collections.ConfigDict, where: str):
-  factory = registry.lookup(f"schedule in {where}.name", config.name, SCHEDULES)
+def _from_config(kind, table, config, where):
+  """``table[config["name"]](**other fields)``, with errors naming the bad field."""
+  factory = registry.lookup(f"{kind} in {where}.name", config["name"], table)
   kwargs = {k: v for k, v in config.items() if k != "name"}
-  accepted = inspect.signature(factory).parameters
-  unknown = sorted(set(kwargs) - set(accepted))
-  if unknown:
-    raise ValueError(f"Unknown field(s) {unknown} in {where} for optax.{factory.__name__}; "
-                     f"it accepts: {sorted(accepted)}.")
+  registry.check_keywords(factory, kwargs, where=where, what=f"optax.{factory.__name__}")
   return factory(**kwargs)
