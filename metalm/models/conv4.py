@@ -6,20 +6,23 @@ Four blocks of [conv 3x3, BatchNorm, ReLU, max-pool 2]; 64 filters for 28x28 inp
 
 import flax.linen as nn
 
+from metalm.models import layers
+
 
 class ConvBlock(nn.Module):
   """conv 3x3 -> BatchNorm -> ReLU -> max-pool 2."""
 
   filters: int
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x, train: bool):
-    x = nn.Conv(self.filters, (3, 3), padding="SAME")(x)
+    x = layers.Conv(self.filters, (3, 3), impl=self.conv_impl)(x)
     # momentum=0: the stored statistics are exactly those of the last batch, which is
     # what the per-task modes in metalm.models.functional need.
     x = nn.BatchNorm(use_running_average=not train, momentum=0.0, epsilon=1e-5)(x)
     x = nn.relu(x)
-    return nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
+    return layers.max_pool_2x2(x)
 
 
 class Conv4(nn.Module):
@@ -28,15 +31,18 @@ class Conv4(nn.Module):
   Attributes:
     num_classes: output width (the N of N-way); 0 returns the flattened features.
     filters: 64 for 28x28 inputs, 32 for 84x84 inputs.
+    conv_impl: how convolutions are computed (``layers.CONV_IMPLS``); ``"auto"`` picks
+      batched matrix products on CPU and XLA's convolution on accelerators.
   """
 
   num_classes: int
   filters: int = 64
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     for _ in range(4):
-      x = ConvBlock(self.filters)(x, train)
+      x = ConvBlock(self.filters, self.conv_impl)(x, train)
     x = x.reshape(x.shape[:-3] + (-1,))
     if self.num_classes:
       x = nn.Dense(self.num_classes, name="head")(x)
