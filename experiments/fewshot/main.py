@@ -17,13 +17,15 @@ from ml_collections import config_flags
 
 from experiments.fewshot.configs import base as reference
 from metalm import losses, meta, models, registry
-from metalm.data import episodic, omniglot
+from metalm.data import cifar_fs, episodic, mini_imagenet, omniglot, tiered_imagenet
 from metalm.eval import episodic as episodic_eval
 from metalm.train import config_check, loop, optim
 
 CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
 WORKDIR = flags.DEFINE_string("workdir", None, "Run directory.", required=True)
-DATASETS = {"omniglot": omniglot.load}
+DATASETS = {"omniglot": omniglot.load, "mini_imagenet": mini_imagenet.load,
+            "tiered_imagenet": tiered_imagenet.load, "cifar_fs": cifar_fs.load,
+            "fc100": cifar_fs.load_fc100}
 
 
 def load_splits(data):
@@ -58,7 +60,8 @@ def main(argv):
   start = time.perf_counter()
   splits = load_splits(config.data)
   data = config.data
-  model = models.build(config.model, (1,) + splits.train.images.shape[2:])
+  first_class = splits.train.images[0]  # Classes may differ in size (tiered-ImageNet).
+  model = models.build(config.model, (1,) + first_class.shape[1:])
   learner = meta.build(config.method, model, loss_fn=losses.cross_entropy,
                        num_ways=data.ways)
   state = loop.train(
