@@ -19,7 +19,7 @@ from experiments.fewshot.configs import base as reference
 from metalm import losses, meta, models, registry
 from metalm.data import cifar_fs, episodic, mini_imagenet, omniglot, tiered_imagenet
 from metalm.eval import episodic as episodic_eval
-from metalm.train import config_check, loop, optim
+from metalm.train import config_check, distributed, loop, optim
 
 CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
 WORKDIR = flags.DEFINE_string("workdir", None, "Run directory.", required=True)
@@ -53,6 +53,7 @@ def evaluate(config, model, state, splits):
 
 def main(argv):
   del argv
+  distributed.initialize_from_env()
   config, workdir = CONFIG.value, WORKDIR.value
   config_check.check_fields(
       config, reference.omniglot(5, 1, method={}, head=False),

@@ -18,7 +18,7 @@ from experiments.sinusoid.configs import maml as reference_config
 from metalm import losses, meta, models
 from metalm.data import sinusoid
 from metalm.eval import episodic
-from metalm.train import config_check, loop, optim
+from metalm.train import config_check, distributed, loop, optim
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "configs", "maml.py")
 CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Config file.")
@@ -33,6 +33,7 @@ def build_learner(config, model, inner_steps):
 
 def main(argv):
   del argv
+  distributed.initialize_from_env()
   config, workdir = CONFIG.value, WORKDIR.value
   config_check.check_fields(
       config, reference_config.get_config(),

@@ -17,12 +17,14 @@ def task_mesh(num_tasks: int, devices=None) -> jsharding.Mesh:
 
   Args:
     num_tasks: the meta-batch size T.
-    devices: candidate devices; if None, all of ``jax.devices()`` on accelerators and
-      one device on the CPU, whose several "devices" (forced with XLA_FLAGS) share the
-      same cores, so splitting tasks over them only adds collectives.
+    devices: candidate devices; if None, all of ``jax.devices()`` on accelerators and in
+      multi-process runs, and one device on a single CPU process, whose several
+      "devices" (forced with XLA_FLAGS) share the same cores, so splitting tasks over
+      them only adds collectives.
   """
   if devices is None:
-    devices = jax.devices()[:1] if jax.default_backend() == "cpu" else jax.devices()
+    single_cpu = jax.default_backend() == "cpu" and jax.process_count() == 1
+    devices = jax.devices()[:1] if single_cpu else jax.devices()
   devices = list(devices)
   used = max(d for d in range(1, len(devices) + 1) if num_tasks % d == 0)
   return jsharding.Mesh(np.array(devices[:used]), (TASK_AXIS,))
