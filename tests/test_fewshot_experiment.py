@@ -12,7 +12,8 @@ from experiments.fewshot.configs import base, maml
 from metalm.eval import adapt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = ["maml", "fomaml", "meta_sgd", "anil", "boil", "protonet", "r2d2", "metaoptnet"]
+CONFIGS = ["maml", "fomaml", "meta_sgd", "anil", "boil", "protonet", "r2d2", "metaoptnet",
+           "cavia", "imaml", "maml_plus_plus"]
 
 
 def run(config, workdir, env):

@@ -5,7 +5,19 @@ import inspect
 import ml_collections
 
 from metalm import registry
-from metalm.meta import anil, boil, maml, meta_sgd, protonet, reptile, ridge_head, svm_head
+from metalm.meta import (
+    anil,
+    boil,
+    cavia,
+    imaml,
+    maml,
+    maml_plus_plus,
+    meta_sgd,
+    protonet,
+    reptile,
+    ridge_head,
+    svm_head,
+)
 from metalm.train import optim
 
 METHODS = {
@@ -18,6 +30,9 @@ METHODS = {
     "protonet": protonet.protonet,
     "r2d2": ridge_head.r2d2,
     "metaoptnet_svm": svm_head.metaoptnet_svm,
+    "cavia": cavia.cavia,
+    "imaml": imaml.imaml,
+    "maml_plus_plus": maml_plus_plus.maml_plus_plus,
 }
 
 

@@ -5,13 +5,15 @@ from typing import Sequence
 import ml_collections
 
 from metalm import registry
-from metalm.models import conv4, functional, mlp, resnet12
+from metalm.models import context, conv4, functional, mlp, resnet12
 
 # name -> (module class, whether it has BatchNorm)
 MODELS = {
     "mlp": (mlp.MLP, False),
     "conv4": (conv4.Conv4, True),
     "resnet12": (resnet12.ResNet12, True),
+    "context_mlp": (context.ContextMLP, False),
+    "context_conv4": (context.ContextConv4, True),
 }
 
 
