@@ -60,10 +60,14 @@ class Conv(nn.Module):
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
     if resolve_impl(self.impl) == "xla":
       y = jax.lax.conv_general_dilated(
-          x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+          x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+          preferred_element_type=jnp.promote_types(x.dtype, jnp.float32))
     else:
       patches = im2col(x, self.kernel_size)
-      y = jnp.dot(patches, kernel.reshape(-1, self.features))
+      y = jnp.dot(patches, kernel.reshape(-1, self.features),
+                  preferred_element_type=jnp.promote_types(x.dtype, jnp.float32))
+    # Low-precision inputs still accumulate in float32 (mixed precision).
+    y = y.astype(x.dtype) if jnp.finfo(x.dtype).bits < 32 else y
     return y + bias.reshape((1,) * (y.ndim - 1) + (-1,))
 
 
