@@ -109,3 +109,16 @@ def test_float32_is_the_model_itself_and_bad_names_are_listed():
   assert precision.with_compute_dtype(model, "float32") is model
   with pytest.raises(ValueError, match="'fp8'.*bfloat16"):
     precision.with_compute_dtype(model, "fp8")
+
+
+def test_config_selects_the_compute_dtype():
+  config = ml_collections.ConfigDict(dict(name="mlp", hidden=(4,), num_outputs=1,
+                                          compute_dtype="bfloat16"))
+  model = models.build(config, (1, 1))
+  params, state = model.init(jax.random.key(0))
+  jaxpr = jax.make_jaxpr(lambda p: model.apply(p, state, jnp.ones((2, 1)), train=False))(
+      params)
+  assert "bf16" in str(jaxpr)
+  config.compute_dtype = "int4"
+  with pytest.raises(ValueError, match="'int4'"):
+    models.build(config, (1, 1))
