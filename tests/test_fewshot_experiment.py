@@ -68,3 +68,42 @@ def test_config_arguments_are_checked():
   assert maml.get_config("20w1s").method.inner_steps == 5
   with pytest.raises(ValueError, match=r"Bad config argument '5w2s'"):
     base.parse("5w2s")
+
+
+def write_mini_imagenet(root, per_class=3):
+  """The pickle layout of mini-ImageNet with every Ravi class and a few random images."""
+  import pickle
+
+  from metalm.data import mini_imagenet
+  root.mkdir()
+  rng = np.random.default_rng(0)
+  for split, wnids in mini_imagenet.RAVI_CLASSES.items():
+    data = rng.integers(0, 256, (len(wnids) * per_class, 84, 84, 3), dtype=np.uint8)
+    class_dict = {w: list(range(c * per_class, (c + 1) * per_class))
+                  for c, w in enumerate(wnids)}
+    with open(root / f"mini-imagenet-cache-{split}.pkl", "wb") as f:
+      pickle.dump({"image_data": data, "class_dict": class_dict}, f, protocol=4)
+  return root
+
+
+def test_mini_imagenet_row_runs_on_files_of_the_right_layout(tmp_path, user_env):
+  data = write_mini_imagenet(tmp_path / "mini_imagenet")
+  workdir = tmp_path / "run"
+  result = subprocess.run(
+      [sys.executable, "-m", "experiments.fewshot.main",
+       "--config=experiments/fewshot/configs/mini_imagenet.py:maml,5w1s,smoke",
+       f"--config.data.data_dir={data}", f"--workdir={workdir}"],
+      cwd=ROOT, capture_output=True, text=True, timeout=600, env=user_env)
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(workdir / "results.json") as f:
+    results = json.load(f)
+  assert results["dataset"] == "mini_imagenet" and results["split"] == "ravi"
+  assert results["config"]["model"]["filters"] == 8  # smoke shrinks Conv-4.
+
+
+def test_mini_imagenet_rows_name_their_method():
+  from experiments.fewshot.configs import mini_imagenet
+  with pytest.raises(ValueError, match="name one method"):
+    mini_imagenet.get_config("5w1s")
+  with pytest.raises(ValueError, match="5-way"):
+    mini_imagenet.get_config("maml,20w1s")
