@@ -1,0 +1,1 @@
+"""Language-model core: tokenizers, attention variants and transformer models."""

@@ -1,0 +1,180 @@
+"""Byte-level tokenizers: plain bytes and byte-level BPE trained on a local corpus.
+
+Ids 0..255 are bytes, the next five are the special tokens (pad, bos, eos, mask, unk) and
+BPE merges follow. A tokenizer saves to and loads from JSON so it travels beside a
+checkpoint. No downloads and no third-party tokenizer packages.
+
+Reference: Sennrich, Haddow & Birch, 2016, arXiv:1508.07909 (BPE).
+"""
+
+import collections
+import dataclasses
+import json
+import re
+from typing import Iterable, Sequence
+
+import numpy as np
+
+SPECIALS = ("<pad>", "<bos>", "<eos>", "<mask>", "<unk>")
+NUM_BYTES = 256
+# Splits text into words with their leading space, digit runs, punctuation runs and
+# whitespace, so merges never cross word boundaries. Every character matches one branch,
+# so the pieces always concatenate back to the text.
+_PIECES = re.compile(r" ?[^\W\d_]+| ?\d+| ?[^\s\w]+| ?_+|\s+")
+
+
+@dataclasses.dataclass(frozen=True)
+class Tokenizer:
+  """A byte-level tokenizer; ``merges`` empty is the plain byte tokenizer.
+
+  Attributes:
+    merges: ``(left_id, right_id)`` pairs in merge order; merge ``i`` makes token id
+      ``NUM_BYTES + len(SPECIALS) + i``.
+  """
+
+  merges: tuple[tuple[int, int], ...] = ()
+
+  @property
+  def vocab_size(self) -> int:
+    return NUM_BYTES + len(SPECIALS) + len(self.merges)
+
+  pad_id = NUM_BYTES
+  bos_id = NUM_BYTES + 1
+  eos_id = NUM_BYTES + 2
+  mask_id = NUM_BYTES + 3
+  unk_id = NUM_BYTES + 4
+
+  def token_bytes(self) -> list[bytes]:
+    """The bytes each id stands for (empty for special tokens)."""
+    table = [bytes([i]) for i in range(NUM_BYTES)] + [b""] * len(SPECIALS)
+    for left, right in self.merges:
+      table.append(table[left] + table[right])
+    return table
+
+  def encode(self, text: str, *, add_bos: bool = False, add_eos: bool = False) -> list[int]:
+    """Token ids of ``text`` (UTF-8 bytes, then merges applied in rank order)."""
+    ranks = _ranks(self)
+    ids = [self.bos_id] if add_bos else []
+    for piece in _PIECES.findall(text):
+      ids.extend(_merge_piece(tuple(piece.encode("utf-8")), ranks))
+    if add_eos:
+      ids.append(self.eos_id)
+    return ids
+
+  def decode(self, ids: Iterable[int]) -> str:
+    """Text of ``ids``; special tokens and padding are dropped."""
+    table = self.token_bytes()
+    data = b"".join(table[int(i)] for i in ids if 0 <= int(i) < len(table))
+    return data.decode("utf-8", errors="replace")
+
+  def encode_batch(
+      self,
+      texts: Sequence[str],
+      *,
+      max_length: int | None = None,
+      add_bos: bool = False,
+      add_eos: bool = False,
+  ) -> tuple[np.ndarray, np.ndarray]:
+    """Encodes, truncates and right-pads a batch.
+
+    Returns:
+      ``(ids_BxL, mask_BxL)``: int32 ids padded with ``pad_id`` and a bool mask that is
+      True on real tokens. ``L`` is ``max_length`` or the longest encoding.
+    """
+    encoded = [self.encode(t, add_bos=add_bos, add_eos=add_eos) for t in texts]
+    length = max_length if max_length is not None else max((len(e) for e in encoded),
+                                                           default=0)
+    ids_BxL = np.full((len(texts), length), self.pad_id, np.int32)
+    mask_BxL = np.zeros((len(texts), length), bool)
+    for row, ids in enumerate(encoded):
+      ids = ids[:length]
+      ids_BxL[row, :len(ids)] = ids
+      mask_BxL[row, :len(ids)] = True
+    return ids_BxL, mask_BxL
+
+  def save(self, path: str) -> None:
+    """Writes the tokenizer as JSON."""
+    with open(path, "w", encoding="utf-8") as f:
+      json.dump({"format": "metalm-byte-bpe", "version": 1, "specials": list(SPECIALS),
+                 "merges": [list(m) for m in self.merges]}, f)
+
+
+def byte_tokenizer() -> Tokenizer:
+  """The default tokenizer: UTF-8 bytes plus the special tokens."""
+  return Tokenizer()
+
+
+def load(path: str) -> Tokenizer:
+  """Reads a tokenizer written by ``Tokenizer.save``."""
+  with open(path, encoding="utf-8") as f:
+    data = json.load(f)
+  if data.get("format") != "metalm-byte-bpe" or tuple(data["specials"]) != SPECIALS:
+    raise ValueError(f"{path} is not a metalm byte-level tokenizer file.")
+  return Tokenizer(tuple((int(a), int(b)) for a, b in data["merges"]))
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:
+  """Learns byte-level BPE merges on a corpus until ``vocab_size`` ids exist.
+
+  Each step merges the most frequent adjacent pair; ties go to the smallest
+  ``(left_id, right_id)``, so training is deterministic. Stops early when no pair occurs
+  twice.
+
+  Reference: Sennrich, Haddow & Birch, 2016, arXiv:1508.07909.
+  """
+  base = NUM_BYTES + len(SPECIALS)
+  if vocab_size < base:
+    raise ValueError(f"vocab_size={vocab_size} is below the {base} byte and special ids.")
+  words = collections.Counter()
+  for text in texts:
+    for piece in _PIECES.findall(text):
+      words[tuple(piece.encode("utf-8"))] += 1
+  words = dict(words)
+  merges = []
+  while base + len(merges) < vocab_size:
+    pairs = collections.Counter()
+    for word, count in words.items():
+      for pair in zip(word, word[1:], strict=False):
+        pairs[pair] += count
+    if not pairs:
+      break
+    best = min(pairs, key=lambda p: (-pairs[p], p))
+    if pairs[best] < 2:
+      break
+    new_id = base + len(merges)
+    merges.append(best)
+    words = {_replace(w, best, new_id): c for w, c in words.items()}
+  return Tokenizer(tuple(merges))
+
+
+def _replace(word: tuple[int, ...], pair: tuple[int, int], new_id: int) -> tuple[int, ...]:
+  out, i = [], 0
+  while i < len(word):
+    if i + 1 < len(word) and (word[i], word[i + 1]) == pair:
+      out.append(new_id)
+      i += 2
+    else:
+      out.append(word[i])
+      i += 1
+  return tuple(out)
+
+
+_RANK_CACHE: dict[tuple, dict] = {}
+
+
+def _ranks(tokenizer: Tokenizer) -> dict[tuple[int, int], int]:
+  if tokenizer.merges not in _RANK_CACHE:
+    _RANK_CACHE.clear()
+    _RANK_CACHE[tokenizer.merges] = {m: i for i, m in enumerate(tokenizer.merges)}
+  return _RANK_CACHE[tokenizer.merges]
+
+
+def _merge_piece(word: tuple[int, ...], ranks: dict) -> tuple[int, ...]:
+  base = NUM_BYTES + len(SPECIALS)
+  while len(word) > 1:
+    pair = min(zip(word, word[1:], strict=False), key=lambda p: ranks.get(p, len(ranks)))
+    rank = ranks.get(pair)
+    if rank is None:
+      break
+    word = _replace(word, pair, base + rank)
+  return word
