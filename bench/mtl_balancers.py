@@ -19,7 +19,7 @@ import numpy as np
 import optax
 
 from metalm import losses, mtl
-from metalm.mtl import architectures, step
+from metalm.mtl import architectures, base, step
 from metalm.mtl.architectures import trunks
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
@@ -38,7 +38,8 @@ def setup(num_tasks: int, batch_size: int = 256, dim: int = 64):
 
 def measure(name, num_tasks, windows, steps):
   model, batch, loss_fns = setup(num_tasks)
-  balancer = mtl.build({"name": name})
+  shared_params, _ = base.split_params(jax.eval_shape(model.init, jax.random.key(0))[0])
+  balancer = mtl.build({"name": name}, shared_params=shared_params)
   tx = optax.adam(1e-3)
   state = step.init_train_state(model, balancer, tx, jax.random.key(0))
 

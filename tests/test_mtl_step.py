@@ -235,3 +235,13 @@ def test_db_mtl_and_gradnorm_run_in_the_step(rep_grad):
     (new, metrics), _ = run_step(balancer, rep_grad=rep_grad)
     assert bool(metrics["finite"])
     assert np.isfinite(np.asarray(metrics["grad_norm"]))
+
+
+def test_build_sizes_per_parameter_state_from_the_shared_params():
+  from metalm import mtl
+  shared = {"trunk": {"kernel": jnp.zeros((3, 2)), "bias": jnp.zeros((2,))}}
+  state = mtl.build({"name": "db_mtl"}, shared_params=shared).init(4)
+  assert jax.tree.map(jnp.shape, state.ema_T) == {
+      "trunk": {"kernel": (4, 3, 2), "bias": (4, 2)}}
+  with pytest.raises(ValueError, match="grads_like"):
+    mtl.build({"name": "db_mtl", "grads_like": 1})

@@ -7,6 +7,8 @@ parameters). ``build`` turns a config group into one, with the generic options
 ``subsample_tasks`` (the balancer sees K random tasks, e.g. CAGrad-Fast).
 """
 
+import inspect
+
 import ml_collections
 
 from metalm import registry
@@ -67,12 +69,20 @@ def get(name: str):
   return registry.lookup("balancer", name, BALANCERS)
 
 
-def build(config: ml_collections.ConfigDict | dict):
+# Factory arguments sized from the shared parameters, filled in by ``build``.
+TEMPLATE_ARGUMENTS = ("grads_like", "params_like")
+
+
+def build(config: ml_collections.ConfigDict | dict, *, shared_params=None):
   """Builds the balancer ``config.name`` with its options and the generic wrappers.
 
   Args:
     config: ``name``, the factory's keyword options, and optionally ``every_n`` (int)
       and ``subsample_tasks`` (int, the K of K tasks per step).
+    shared_params: the shared parameters (or their shapes); balancers whose state holds
+      per-parameter history (DB-MTL's gradient EMA, GradVac's per-layer targets) are
+      sized from them, so the state has one structure from the first step (required by
+      ahead-of-time compilation and checkpoint restore).
   """
   config = dict(config)
   name = config.pop("name")
@@ -80,7 +90,10 @@ def build(config: ml_collections.ConfigDict | dict):
   every_n = config.pop("every_n", None)
   subsample = config.pop("subsample_tasks", None)
   registry.check_keywords(factory, config, where="config.balancer",
-                          what=f"balancer {name!r}")
+                          what=f"balancer {name!r}", ignore=TEMPLATE_ARGUMENTS)
+  accepted = inspect.signature(factory).parameters
+  if shared_params is not None:
+    config.update({a: shared_params for a in TEMPLATE_ARGUMENTS if a in accepted})
   balancer = factory(**config)
   if subsample:
     balancer = options.subsample_tasks(balancer, subsample)
