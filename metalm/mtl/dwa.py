@@ -26,9 +26,10 @@ def dwa(temperature: float = 2.0, steps_per_epoch: int = 1) -> base.LossBalancer
   """
 
   def init(num_tasks):
-    zeros_T = jnp.zeros((num_tasks,), jnp.float32)
+    def zeros_T():  # Distinct buffers: the training step donates its state.
+      return jnp.zeros((num_tasks,), jnp.float32)
     zero = jnp.zeros((), jnp.int32)
-    return DWAState(zeros_T, zero, zeros_T, zeros_T, zero)
+    return DWAState(zeros_T(), zero, zeros_T(), zeros_T(), jnp.zeros((), jnp.int32))
 
   def update(losses_T, state, *, key=None):
     del key

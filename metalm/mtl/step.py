@@ -48,7 +48,9 @@ def init_train_state(
       params=params,
       model_state=model_state,
       opt_state=tx.init(params),
-      balancer_state=balancer.init(len(model.tasks)),
+      # Copies: a balancer may reuse one array in several fields, which a donating
+      # step cannot take.
+      balancer_state=jax.tree.map(jnp.copy, balancer.init(len(model.tasks))),
   )
 
 
