@@ -1,4 +1,7 @@
-"""The meta-training loop: one jitted, donated step; logs, checkpoints, exact resume.
+"""The training loop: one jitted, donated step; logs, checkpoints, exact resume.
+
+``run`` drives any step (the multitask trainer, ``metalm.train.multitask``, calls it
+too); ``train`` is the meta-learning entry point built on it.
 
 Every random draw of step k derives from ``(config.seed, k)``, so a run resumed from
 a checkpoint at step k continues bit for bit as if it had never stopped.
@@ -8,7 +11,7 @@ import functools
 import signal
 import threading
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import jax
 import ml_collections
@@ -105,39 +108,102 @@ def train(
       checkpoints keep the last finite step.
     SystemExit: on SIGTERM / SIGINT, after writing a checkpoint.
   """
+  mesh = sharding.task_mesh(config.meta_batch_size)
+  step_fn = make_step(learner, outer_tx, sampler,
+                      meta_batch_size=config.meta_batch_size, seed=config.seed,
+                      mesh=mesh)
+  batches = None
+  if not isinstance(sampler, types.TaskSampler):
+    # The tasks of the update that takes state.step from k to k+1 are those of step k.
+    batches = functools.partial(
+        _prefetch, sampler, config.meta_batch_size, config.num_steps,
+        sharding.task_sharding(mesh))
+  return run(
+      config, workdir,
+      init=functools.partial(base.init_train_state, learner, outer_tx),
+      step_fn=step_fn, batches=batches,
+      place=functools.partial(sharding.replicate, mesh=mesh), hooks=hooks,
+      describe=(f"the meta step, {config.meta_batch_size} tasks per step over "
+                f"{mesh.size} device(s)"))
+
+
+def run(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    *,
+    init: Callable[[types.PRNGKey], Any],
+    step_fn: Callable[..., tuple[Any, dict]],
+    batches: Callable[[int], Iterator[tuple[int, Any]]] | None = None,
+    place: Callable[[Any], Any] | None = None,
+    hooks: Sequence[Callable[[int], None]] = (),
+    describe: str = "the step",
+):
+  """Any jitted step from ``state.step`` to ``config.num_steps``, with exact resume.
+
+  The loop of every metalm experiment (meta-learning and multitask alike): restores the
+  latest checkpoint in ``workdir`` (or calls ``init``), compiles ``step_fn`` once, logs
+  ``metrics.jsonl`` and console progress (steps/s, ETA) every ``config.log_every``
+  steps, checkpoints every ``config.checkpoint_every`` steps, at the end and on
+  SIGTERM / SIGINT (then exits), and stops on the first non-finite step, naming it.
+  Resume is exact when ``step_fn`` and ``batches`` derive all randomness from
+  ``(config.seed, step)``.
+
+  Args:
+    config: uses ``seed``, ``num_steps``, ``log_every``, ``checkpoint_every`` and
+      ``max_checkpoints``; saved with every checkpoint, and compared on resume.
+    workdir: holds ``checkpoints/`` and ``metrics.jsonl``.
+    init: ``init(key) -> state``, a pytree with an integer ``state.step``; called with
+      ``fold_in(key(config.seed), 0)``.
+    step_fn: ``step_fn(state[, batch]) -> (state, metrics)``, jitted (AOT-compiled here);
+      ``metrics`` holds scalars, among them ``loss`` and the boolean ``finite``.
+    batches: ``batches(first_step)`` -> iterator of ``(step, batch)`` from
+      ``first_step`` on (e.g. ``episodic.prefetch``; closed at the end if it has
+      ``close``); None when ``step_fn`` takes only the state.
+    place: puts the initial or restored state on devices (e.g. replicates it on a mesh).
+    hooks: called with the step number after every step.
+    describe: what is being compiled, for the log.
+
+  Returns:
+    The final state.
+
+  Raises:
+    FloatingPointError: a step had a non-finite loss or gradient; the state and the
+      checkpoints keep the last finite step.
+    SystemExit: on SIGTERM / SIGINT, after writing a checkpoint.
+  """
   metrics.quiet_library_logs()
   init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
-  init = functools.partial(base.init_train_state, learner, outer_tx)
   ckpt = checkpoint.Checkpointer(workdir, config, max_to_keep=config.max_checkpoints)
   if ckpt.latest_step() is not None:
     state = ckpt.restore(jax.eval_shape(init, init_key))
   else:
     state = init(init_key)
-  mesh = sharding.task_mesh(config.meta_batch_size)
-  state = sharding.replicate(state, mesh)
+  if place is not None:
+    state = place(state)
   first_step = int(state.step)
   writer = metrics.MetricWriter(workdir, resume_step=first_step)
-  step_fn = make_step(learner, outer_tx, sampler,
-                      meta_batch_size=config.meta_batch_size, seed=config.seed,
-                      mesh=mesh)
+  if first_step >= config.num_steps:
+    ckpt.close()
+    return state
 
-  batches = _host_batches(sampler, mesh, first_step, config)
-  example = () if batches is None else (sampler.batch(first_step, config.meta_batch_size),)
-  compile_start = time.perf_counter()
-  step_fn = step_fn.lower(state, *example).compile()
-  logging.info("Compiled the meta step in %.1fs; training from step %d to %d with "
-               "%d tasks per step over %d device(s).", time.perf_counter() - compile_start,
-               first_step, config.num_steps, config.meta_batch_size, mesh.size)
-  progress = metrics.Progress(first_step, config.num_steps)
-  window = []
+  stream = None
   try:
+    stream = None if batches is None else batches(first_step)
+    pending = None if stream is None else next(stream)
+    compile_start = time.perf_counter()
+    compiled = step_fn.lower(state, *([] if pending is None else [pending[1]])).compile()
+    logging.info("Compiled %s in %.1fs; training from step %d to %d.", describe,
+                 time.perf_counter() - compile_start, first_step, config.num_steps)
+    progress = metrics.Progress(first_step, config.num_steps)
+    window = []
     with _StopSignals() as stop:
       for step in range(first_step + 1, config.num_steps + 1):
-        if batches is None:
-          state, step_metrics = step_fn(state)
+        if stream is None:
+          state, step_metrics = compiled(state)
         else:
-          _, tasks = next(batches)
-          state, step_metrics = step_fn(state, tasks)
+          _, batch = pending if pending is not None else next(stream)
+          pending = None
+          state, step_metrics = compiled(state, batch)
         window.append(step_metrics)
         for hook in hooks:
           hook(step)
@@ -154,21 +220,14 @@ def train(
           raise SystemExit(128 + stop.signum)
   finally:
     ckpt.close()
-    if batches is not None:
-      batches.close()
+    if stream is not None and hasattr(stream, "close"):
+      stream.close()
   return state
 
 
-def _host_batches(sampler, mesh, first_step, config):
-  """Prefetched ``(step, tasks)`` from a host-side sampler; None for in-jit samplers."""
-  if isinstance(sampler, types.TaskSampler):
-    return None
-  # The tasks of the update that takes state.step from k to k+1 are those of step k.
-  return episodic.prefetch(
-      sampler, first_step, config.meta_batch_size,
-      num_steps=config.num_steps - first_step,
-      sharding=sharding.task_sharding(mesh),
-  )
+def _prefetch(sampler, num_tasks, num_steps, device_sharding, first_step):
+  return episodic.prefetch(sampler, first_step, num_tasks,
+                           num_steps=num_steps - first_step, sharding=device_sharding)
 
 
 def _log(window, step, writer, progress):

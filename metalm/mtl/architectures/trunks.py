@@ -52,18 +52,23 @@ def mlp_stages(features: Sequence[int]) -> tuple[nn.Module, ...]:
   return tuple(MLP((width,)) for width in features)
 
 
-def lenet_stages() -> tuple[nn.Module, ...]:
+def lenet_stages(kernels: Sequence[int] = (5, 5)) -> tuple[nn.Module, ...]:
   """Sener & Koltun's shared LeNet: conv 10 5x5, pool, ReLU; conv 20 5x5, pool, ReLU;
-  dense 50 + ReLU. 28x28x1 inputs give 50 features (through 12x12x10 and 4x4x20)."""
-  return (ConvPool(10), ConvPool(20), MLP((50,)))
+  dense 50 + ReLU. 28x28x1 inputs give 50 features (through 12x12x10 and 4x4x20).
+  ``kernels=(9, 5)`` is Lin et al. 2019's for 36x36 inputs (through 14x14x10 and
+  5x5x20; ParetoMTL's ``multiMNIST/model_lenet.py``, arXiv:1912.12854)."""
+  first, second = kernels
+  return (ConvPool(10, first), ConvPool(20, second), MLP((50,)))
 
 
 class LeNet(nn.Module):
   """``lenet_stages`` as one module (for hard sharing, MMoE, CGC)."""
 
+  kernels: Sequence[int] = (5, 5)
+
   @nn.compact
   def __call__(self, x, train: bool = False):
-    for stage in lenet_stages():
+    for stage in lenet_stages(self.kernels):
       x = stage(x, train)
     return x
 

@@ -1,0 +1,18 @@
+r"""Multi-(Fashion+MNIST) with a shared LeNet (Lin et al. 2019, arXiv:1912.12854, Fig. 5).
+
+An MNIST digit top-left and a Fashion-MNIST item bottom-right of each 36x36 image
+(120,000 train, 20,000 test), the setting of ``multi_mnist.py`` (Lin et al.'s
+``multiMNIST/train.py`` with ``dataset='fashion_and_mnist'``).
+
+  python -m experiments.multitask.main \
+      --config=experiments/multitask/configs/multi_fashion_mnist.py:cagrad \
+      --workdir=runs/multi_fashion_mnist_cagrad
+
+Arguments: a balancer name (``equal_weighting`` by default), optionally ``,smoke``.
+"""
+
+from experiments.multitask.configs import multi_mnist
+
+
+def get_config(arg: str | None = None):
+  return multi_mnist.lenet("multi_fashion_mnist", arg)
