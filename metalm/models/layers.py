@@ -50,13 +50,14 @@ class Conv(nn.Module):
   features: int
   kernel_size: tuple[int, int] = (3, 3)
   impl: str = "auto"
+  param_dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     in_features = x.shape[-1]
     kernel = self.param("kernel", nn.initializers.lecun_normal(),
-                        (*self.kernel_size, in_features, self.features))
-    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+                        (*self.kernel_size, in_features, self.features), self.param_dtype)
+    bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
     if resolve_impl(self.impl) == "xla":
       y = jax.lax.conv_general_dilated(
