@@ -204,6 +204,10 @@ def run(
           _, batch = pending if pending is not None else next(stream)
           pending = None
           state, step_metrics = compiled(state, batch)
+        if window:
+          # At most two steps in flight: a stop signal is acted on within a step or
+          # two instead of after every step already dispatched.
+          jax.block_until_ready(window[-1]["loss"])
         window.append(step_metrics)
         for hook in hooks:
           hook(step)
