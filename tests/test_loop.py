@@ -110,16 +110,54 @@ def test_resume_refuses_a_different_config(tmp_path):
   assert int(run(smoke_config(num_steps=5), tmp_path).step) == 12
 
 
-def test_resume_reports_an_unreadable_checkpoint(tmp_path):
-  config = smoke_config(num_steps=10)
-  run(config, tmp_path)
-  state_dir = tmp_path / "checkpoints" / "10" / "state"
+def corrupt(state_dir):
   for root, _, files in os.walk(state_dir):
     for name in files:
       with open(os.path.join(root, name), "wb") as f:
         f.write(b"corrupt")
-  with pytest.raises(RuntimeError, match=r"checkpoints/10"):
+
+
+def test_corrupted_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
+  config = smoke_config(num_steps=20)
+  uninterrupted = run(config, tmp_path / "straight")
+  run(config, tmp_path / "run")
+  corrupt(tmp_path / "run" / "checkpoints" / "20" / "state")
+  # The re-run falls back to step 10 and trains from 10 to 20 again.
+  with caplog.at_level("WARNING"):
+    resumed = run(config, tmp_path / "run")
+  assert "checkpoints/20 is unreadable" in caplog.text
+  assert "falling back to the previous checkpoint" in caplog.text
+  assert_trees_bitwise_equal(resumed, uninterrupted)
+  # The unreadable checkpoint was moved aside, not deleted.
+  (moved,) = os.listdir(tmp_path / "run" / checkpoint.UNREADABLE_DIR)
+  assert moved.startswith("20-")
+  assert os.path.isdir(tmp_path / "run" / "checkpoints" / "20")  # Written anew.
+
+
+def test_no_readable_checkpoint_is_reported(tmp_path):
+  config = smoke_config(num_steps=10)
+  run(config, tmp_path)
+  corrupt(tmp_path / "checkpoints" / "10" / "state")
+  with pytest.raises(RuntimeError, match=r"No readable checkpoint in .*checkpoints"):
     run(config, tmp_path)
+  assert os.listdir(tmp_path / checkpoint.UNREADABLE_DIR)
+
+
+def test_checkpoint_of_another_model_names_the_differing_arrays(tmp_path):
+  config = smoke_config(num_steps=4)
+  run(config, tmp_path)
+  other = smoke_config(num_steps=4)
+  other.model.hidden = (16, 8)
+  learner = sinusoid_main.build_learner(other, models.build(other.model, (1, 1)), 1)
+  outer_tx = optim.build(other.outer_optimizer, "config.outer_optimizer")
+  abstract = jax.eval_shape(
+      lambda: base.init_train_state(learner, outer_tx, jax.random.key(0)))
+  ckpt = checkpoint.Checkpointer(str(tmp_path), config)
+  with pytest.raises(checkpoint.IncompatibleCheckpointError,
+                     match=r"params/Dense_1/kernel: saved shape \(16, 16\), now \(16, 8\)"):
+    ckpt.restore(abstract)
+  ckpt.close()
+  assert os.path.isdir(tmp_path / "checkpoints" / "4")  # Nothing saved was lost.
 
 
 def test_non_finite_loss_stops_with_a_clear_message(tmp_path):

@@ -170,6 +170,11 @@ def run(
     FloatingPointError: a step had a non-finite loss or gradient; the state and the
       checkpoints keep the last finite step.
     SystemExit: on SIGTERM / SIGINT, after writing a checkpoint.
+    checkpoint.CheckpointWriteError: a checkpoint or the metrics could not be written
+      (e.g. a full disk); the message names the last complete checkpoint, which is
+      intact.
+    checkpoint.IncompatibleCheckpointError: ``workdir`` holds a run of another config
+      or model.
   """
   metrics.quiet_library_logs()
   init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
@@ -212,7 +217,10 @@ def run(
         for hook in hooks:
           hook(step)
         if step % config.log_every == 0 or step == config.num_steps:
-          _log(window, step, writer, progress)
+          try:
+            _log(window, step, writer, progress)
+          except OSError as e:
+            raise ckpt.write_error(f"the metrics of step {step}", e) from e
           window = []
         stopping = stop.signum is not None
         if step % config.checkpoint_every == 0 or step == config.num_steps or stopping:
