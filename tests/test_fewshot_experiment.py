@@ -1,5 +1,6 @@
 """Every few-shot config runs its smoke variant on real Omniglot, and resumes."""
 
+import glob
 import json
 import os
 import subprocess
@@ -35,11 +36,21 @@ def test_smoke_config_trains_evaluates_and_resumes(name, tmp_path, data_dir, use
   assert results["method"] == method and results["step"] == 3
   assert results["norm"] == "transductive" and results["eval_split"] == "test"
   assert 0.0 <= results["accuracy"] <= 100.0 and results["ci95"] > 0.0
+  assert_logs_and_plots(tmp_path)
   if name == "maml":
     again = run(f"{name}.py:5w1s,smoke", tmp_path, env)
     assert again.returncode == 0 and "Resumed from" in again.stderr
   if name in ("maml", "protonet"):
     check_adapt_and_predict(tmp_path, ways=5 if name == "maml" else 3)
+
+
+def assert_logs_and_plots(workdir):
+  with open(workdir / "metrics.jsonl") as f:
+    assert json.loads(f.readlines()[-1])["step"] == 3
+  assert glob.glob(str(workdir / "tensorboard" / "events.out.tfevents.*"))
+  for name in ("learning_curves.png", "accuracy.png"):
+    with open(workdir / name, "rb") as f:
+      assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def check_adapt_and_predict(workdir, ways):

@@ -6,6 +6,7 @@ read the real files under ``$METALM_DATA_DIR``; NYUv2, Cityscapes and QM9 read s
 generated copies of their layouts.
 """
 
+import glob
 import json
 import os
 import signal
@@ -119,6 +120,7 @@ def test_multi_mnist_smoke_resumes_to_the_same_params(tmp_path, data_dir, user_e
   assert set(done["scores"]) == {"left", "right"}
   assert all(0 <= s["accuracy"] <= 100 for s in done["scores"].values())
   assert "steps/s" in straight.stderr and "ETA" in straight.stderr
+  assert_logs_and_plots(tmp_path / "straight", last_step=4)
 
   first = run("multi_mnist.py:pcgrad,smoke", tmp_path / "resumed", env, "--config.num_steps=2")
   assert first.returncode == 0, first.stderr[-3000:]
@@ -148,7 +150,16 @@ def check_smoke_and_resume(config, workdir, env, tasks):
   assert longer.returncode == 0, longer.stderr[-3000:]
   assert "Resumed from" in longer.stderr and "training from step 4 to 6" in longer.stderr
   assert results(workdir)["step"] == 6
+  assert_logs_and_plots(workdir, last_step=6)
   return results(workdir)
+
+
+def assert_logs_and_plots(workdir, last_step):
+  with open(workdir / "metrics.jsonl") as f:
+    assert json.loads(f.readlines()[-1])["step"] == last_step
+  assert glob.glob(str(workdir / "tensorboard" / "events.out.tfevents.*"))
+  with open(workdir / "learning_curves.png", "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_conll2000_smoke(tmp_path, data_dir, user_env):

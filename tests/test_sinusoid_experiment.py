@@ -1,5 +1,6 @@
 """The sinusoid experiment end to end, as a user runs it."""
 
+import glob
 import json
 import os
 import signal
@@ -33,12 +34,29 @@ def test_smoke_run_trains_evaluates_plots_and_resumes(tmp_path, user_env):
   assert set(results["mse_after_steps"]) == {"0", "1", "10"}
   assert os.path.getsize(tmp_path / "adaptation.png") > 10_000
   assert os.path.isdir(tmp_path / "checkpoints" / "300")
+  assert "[####################] 100%" in first.stderr
+  assert_logs_and_plots(tmp_path)
 
   again = run(tmp_path, user_env)
   assert again.returncode == 0, again.stderr[-3000:]
   assert "Resumed from" in again.stderr and "step 100/" not in again.stderr
   with open(tmp_path / "results.json") as f:
     assert json.load(f)["mse_after_steps"] == results["mse_after_steps"]
+  assert_logs_and_plots(tmp_path)
+
+
+def assert_logs_and_plots(workdir):
+  """metrics.jsonl, TensorBoard scalars and plot images, learning curves and MSE +- CI."""
+  from tensorboard.backend.event_processing import event_accumulator
+  with open(workdir / "metrics.jsonl") as f:
+    assert [json.loads(line)["step"] for line in f] == [100, 200, 300]
+  assert glob.glob(str(workdir / "tensorboard" / "events.out.tfevents.*"))
+  for name in ("learning_curves.png", "accuracy.png"):
+    with open(workdir / name, "rb") as f:
+      assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+  events = event_accumulator.EventAccumulator(str(workdir / "tensorboard")).Reload()
+  assert [e.step for e in events.Scalars("loss")] == [100, 200, 300]
+  assert {"learning_curves", "accuracy", "adaptation"} <= set(events.Tags()["images"])
 
 
 def test_unknown_command_line_field_is_named(tmp_path, user_env):

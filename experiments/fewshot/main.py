@@ -19,6 +19,7 @@ from experiments.fewshot.configs import base as reference
 from metalm import losses, meta, models, registry
 from metalm.data import cifar_fs, episodic, mini_imagenet, omniglot, tiered_imagenet
 from metalm.eval import episodic as episodic_eval
+from metalm.eval import plots
 from metalm.train import config_check, distributed, loop, optim
 
 CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
@@ -82,6 +83,13 @@ def main(argv):
              "config": json.loads(config.to_json())}
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=2)
+  if jax.process_index() == 0:
+    label = f"{config.method.name} {ev.ways}-way {ev.shots}-shot"
+    pngs = [plots.learning_curves(workdir),
+            plots.accuracy_with_ci(os.path.join(workdir, "accuracy.png"),
+                                   {label: (accuracy, ci95)},
+                                   title=f"{data.dataset}, {ev.episodes} {ev.split} episodes")]
+    plots.to_tensorboard(workdir, int(state.step), pngs)
 
 
 if __name__ == "__main__":

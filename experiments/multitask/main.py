@@ -20,6 +20,7 @@ from experiments.multitask import benchmarks
 from experiments.multitask.configs import base as reference
 from metalm import mtl, registry
 from metalm.eval import multitask as multitask_eval
+from metalm.eval import plots
 from metalm.train import config_check, multitask, optim
 
 CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
@@ -60,6 +61,7 @@ def main(argv):
              "config": json.loads(config.to_json())}
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=2)
+  plots.to_tensorboard(workdir, int(state.step), [plots.learning_curves(workdir)])
   logging.info("Wrote %s.", os.path.join(workdir, "results.json"))
 
 

@@ -17,7 +17,7 @@ from experiments.sinusoid import plot
 from experiments.sinusoid.configs import maml as reference_config
 from metalm import losses, meta, models
 from metalm.data import sinusoid
-from metalm.eval import episodic
+from metalm.eval import episodic, plots
 from metalm.train import config_check, distributed, loop, optim
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "configs", "maml.py")
@@ -65,6 +65,15 @@ def main(argv):
   plot_path = os.path.join(workdir, "adaptation.png")
   plot.adaptation(plot_path, model, learners, state.params, state.model_state,
                   plot_key, data_config=config.data)
+  if jax.process_index() == 0:
+    mse = {f"{k} step{'s' * (k != 1)}": (results["mse_after_steps"][str(k)]["mean"],
+                                          results["mse_after_steps"][str(k)]["ci95"])
+           for k in learners}
+    pngs = [plots.learning_curves(workdir),
+            plots.accuracy_with_ci(os.path.join(workdir, "accuracy.png"), mse, ylabel="MSE",
+                                   xlabel="inner steps on the K shots"),
+            plot_path]
+    plots.to_tensorboard(workdir, int(state.step), pngs)
   logging.info("Wrote %s and %s.", os.path.join(workdir, "results.json"), plot_path)
 
 
