@@ -101,6 +101,7 @@ class Checkpointer:
     self.workdir = os.path.abspath(workdir)
     self.directory = os.path.join(self.workdir, "checkpoints")
     self.config = config_to_json(config)
+    self._last_saved = None
     self.manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
@@ -120,6 +121,7 @@ class Checkpointer:
     """
     if step in self.manager.all_steps():
       return
+    self._last_saved = step
     try:
       self.manager.save(
           step,
@@ -136,11 +138,10 @@ class Checkpointer:
     try:
       self.manager.wait_until_finished()
     except Exception as e:
-      raise self._write_error(None, e) from e
+      raise self._write_error(self._last_saved, e) from e
 
   def _write_error(self, step, error) -> CheckpointWriteError:
-    which = f"step {step}" if step is not None else "the last step saved"
-    return self.write_error(f"the checkpoint of {which}", error)
+    return self.write_error(f"the checkpoint of step {step}", error)
 
   def write_error(self, what: str, error: Exception) -> CheckpointWriteError:
     """The error for a failed write of ``what`` in the run's workdir."""
