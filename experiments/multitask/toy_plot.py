@@ -1,16 +1,14 @@
 """Each method's toy trajectories over the contour of the mean loss, one panel each."""
 
-import matplotlib
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-import numpy as np  # noqa: E402
-
-from experiments.multitask import toy_problem  # noqa: E402
+from experiments.multitask import toy_problem
 
 
-def grid(path: str, trajectories: dict, config, *, extent: float = 11.0) -> None:
-  """Writes a PNG: panels of ``theta`` paths (one colour per start) on the mean loss.
+def grid(path: str, trajectories: dict, config, *, extent: float = 11.0) -> Figure:
+  """Writes (and returns) a PNG: panels of ``theta`` paths (one colour per start) on the mean loss.
 
   Args:
     path: the PNG file.
@@ -26,8 +24,9 @@ def grid(path: str, trajectories: dict, config, *, extent: float = 11.0) -> None
   names = list(trajectories)
   cols = min(5, len(names))
   rows = -(-len(names) // cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
-  colors = plt.cm.tab10(np.arange(len(config.starts)))
+  fig = Figure(figsize=(3.2 * cols, 3.2 * rows))
+  axes = fig.subplots(rows, cols, squeeze=False)
+  colors = colormaps["tab10"](np.arange(len(config.starts)))
   for ax, name in zip(axes.flat, names, strict=False):
     ax.contour(xx, yy, mean, levels=20, cmap="viridis", linewidths=0.7)
     ax.plot(front_x, front_y, color="0.5", linewidth=4, alpha=0.6, zorder=1)
@@ -45,4 +44,4 @@ def grid(path: str, trajectories: dict, config, *, extent: float = 11.0) -> None
   fig.suptitle(f"toy ({config.setting}): mean loss, Pareto set in grey", fontsize=11)
   fig.tight_layout()
   fig.savefig(path, dpi=90)
-  plt.close(fig)
+  return fig

@@ -2,10 +2,7 @@
 
 import jax
 import jax.numpy as jnp
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+from matplotlib.figure import Figure
 
 from metalm import types
 from metalm.data import sinusoid
@@ -22,7 +19,8 @@ def adaptation(path, model, learners_by_steps, params, state, key, *, data_confi
       x_range=data_config.x_range,
   )
   grid = jnp.linspace(*data_config.x_range, 200)
-  fig, ax = plt.subplots(figsize=(7, 4))
+  fig = Figure(figsize=(7, 4))
+  ax = fig.subplots()
   ax.plot(grid, functions(grid[None])[0], "k-", lw=2, label="true function")
   ax.plot(task.support_x[0, :, 0], task.support_y[0, :, 0], "k^", ms=8,
           label=f"{data_config.num_support} shots")
@@ -36,4 +34,3 @@ def adaptation(path, model, learners_by_steps, params, state, key, *, data_confi
   ax.legend(loc="lower right", fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
-  plt.close(fig)

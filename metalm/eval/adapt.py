@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from metalm import losses, meta, models, types
+from metalm import losses, meta, models, types, validate
 from metalm.meta import base
 from metalm.train import checkpoint, optim
 
@@ -74,8 +74,16 @@ def adapt_and_predict(trained: Trained, support_x, support_y, query_x, *,
     ``(labels [Q], probabilities [Q, N])``; column j of ``probabilities`` is the
     j-th label of ``np.unique(support_y)``.
   """
-  support_x, query_x = np.asarray(support_x, np.float32), np.asarray(query_x, np.float32)
-  classes, support_ids = np.unique(np.asarray(support_y), return_inverse=True)
+  dtype = _input_dtype(trained)
+  support_x = validate.numeric_array(support_x, "support_x", dtype=dtype)
+  query_x = validate.numeric_array(query_x, "query_x", dtype=dtype)
+  support_y = np.asarray(support_y)
+  if support_y.ndim != 1 or support_y.size == 0:
+    raise ValueError(f"support_y must be a non-empty 1-D array of labels; got shape "
+                     f"{support_y.shape}.")
+  if query_x.shape[:1] == (0,):
+    raise ValueError("query_x is empty along axis 0: give at least one query example.")
+  classes, support_ids = np.unique(support_y, return_inverse=True)
   _check_shapes(trained.input_shape, support_x, support_ids, query_x)
   config = trained.config
   if "inner_steps" in config.method:
@@ -89,6 +97,14 @@ def adapt_and_predict(trained: Trained, support_x, support_y, query_x, *,
       trained.meta_params, trained.model_state, support, query_x, jax.random.key(seed))
   probabilities = np.asarray(jax.nn.softmax(logits, axis=-1))
   return classes[probabilities.argmax(-1)], probabilities
+
+
+# Models whose inputs are token ids rather than real-valued features.
+_TOKEN_MODELS = ("transformer_encoder",)
+
+
+def _input_dtype(trained: Trained):
+  return np.int32 if trained.config.model.name in _TOKEN_MODELS else np.float32
 
 
 def _learner(config, model, num_ways, **overrides):

@@ -4,7 +4,7 @@ import inspect
 
 import ml_collections
 
-from metalm import registry
+from metalm import registry, validate
 from metalm.meta import (
     anil,
     boil,
@@ -61,6 +61,8 @@ def build(config: ml_collections.ConfigDict, model, *, loss_fn, num_ways=None, *
     options["inner_tx"] = optim.build(
         options.pop("inner_optimizer"), "config.method.inner_optimizer")
   options.update(overrides)
+  if "inner_steps" in options:
+    validate.integer(options["inner_steps"], "config.method.inner_steps", minimum=0)
   registry.check_keywords(factory, options, where="config.method",
                           what=f"meta-learner {config.name!r}",
                           ignore=("model", "loss_fn", "num_ways"))

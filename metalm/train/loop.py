@@ -19,7 +19,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from metalm import types
+from metalm import types, validate
 from metalm.data import episodic
 from metalm.meta import base
 from metalm.train import checkpoint, metrics, sharding
@@ -108,6 +108,8 @@ def train(
       checkpoints keep the last finite step.
     SystemExit: on SIGTERM / SIGINT, after writing a checkpoint.
   """
+  check_loop_fields(config)
+  validate.integer(config.get("meta_batch_size"), "config.meta_batch_size", minimum=1)
   mesh = sharding.task_mesh(config.meta_batch_size)
   step_fn = make_step(learner, outer_tx, sampler,
                       meta_batch_size=config.meta_batch_size, seed=config.seed,
@@ -176,6 +178,7 @@ def run(
     checkpoint.IncompatibleCheckpointError: ``workdir`` holds a run of another config
       or model.
   """
+  check_loop_fields(config)
   metrics.quiet_library_logs()
   init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
   ckpt = checkpoint.Checkpointer(workdir, config, max_to_keep=config.max_checkpoints)
@@ -235,6 +238,15 @@ def run(
     if stream is not None and hasattr(stream, "close"):
       stream.close()
   return state
+
+
+def check_loop_fields(config: ml_collections.ConfigDict) -> None:
+  """Raises a ValueError naming the first loop field of ``config`` out of range."""
+  for name, minimum in (("seed", 0), ("num_steps", 0), ("log_every", 1),
+                        ("checkpoint_every", 1), ("max_checkpoints", 1)):
+    if name not in config:
+      raise ValueError(f"config.{name} is missing; the training loop needs it.")
+    validate.integer(config[name], f"config.{name}", minimum=minimum)
 
 
 def _prefetch(sampler, num_tasks, num_steps, device_sharding, first_step):

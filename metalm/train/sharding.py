@@ -5,11 +5,16 @@ is split over the mesh axis ``"tasks"``, so XLA computes each device's tasks loc
 and all-reduces the meta-gradient.
 """
 
+import os
+
 import jax
 import numpy as np
 from jax import sharding as jsharding
 
 TASK_AXIS = "tasks"
+# "all" or a number: the devices to split tasks over, also on a single CPU process
+# (e.g. to check that a run on 8 simulated devices matches one on a single device).
+ENV_MESH_DEVICES = "METALM_MESH_DEVICES"
 
 
 def task_mesh(num_tasks: int, devices=None) -> jsharding.Mesh:
@@ -20,14 +25,27 @@ def task_mesh(num_tasks: int, devices=None) -> jsharding.Mesh:
     devices: candidate devices; if None, all of ``jax.devices()`` on accelerators and in
       multi-process runs, and one device on a single CPU process, whose several
       "devices" (forced with XLA_FLAGS) share the same cores, so splitting tasks over
-      them only adds collectives.
+      them only adds collectives. ``$METALM_MESH_DEVICES`` (``all`` or a count)
+      overrides this choice.
   """
   if devices is None:
-    single_cpu = jax.default_backend() == "cpu" and jax.process_count() == 1
-    devices = jax.devices()[:1] if single_cpu else jax.devices()
+    devices = _default_devices()
   devices = list(devices)
   used = max(d for d in range(1, len(devices) + 1) if num_tasks % d == 0)
   return jsharding.Mesh(np.array(devices[:used]), (TASK_AXIS,))
+
+
+def _default_devices():
+  wanted = os.environ.get(ENV_MESH_DEVICES, "").strip()
+  if wanted == "all":
+    return jax.devices()
+  if wanted:
+    if not wanted.isdigit() or not 1 <= int(wanted) <= jax.device_count():
+      raise ValueError(f"{ENV_MESH_DEVICES}={wanted!r}: use 'all' or a number of devices "
+                       f"from 1 to {jax.device_count()}.")
+    return jax.devices()[:int(wanted)]
+  single_cpu = jax.default_backend() == "cpu" and jax.process_count() == 1
+  return jax.devices()[:1] if single_cpu else jax.devices()
 
 
 def replicate(tree, mesh: jsharding.Mesh):
