@@ -61,14 +61,16 @@ class EpisodicSampler(NamedTuple):
     """The ``num_tasks`` episodes of ``step`` as a ``TaskBatch`` of numpy arrays.
 
     Returns:
-      ``support_x [T, N*K, ...]`` and ``query_x [T, N*Q, ...]`` float32 (uint8 inputs
-      scaled to [0, 1], bool to {0, 1}, floats cast unchanged); ``support_y [T, N*K]``
-      and ``query_y [T, N*Q]`` int32 in ``0..N-1``.
+      ``support_x [T, N*K, ...]`` and ``query_x [T, N*Q, ...]``: float32 for images
+      (uint8 scaled to [0, 1], bool to {0, 1}, floats cast unchanged), int32 for signed
+      integer examples (token ids, kept as they are); ``support_y [T, N*K]`` and
+      ``query_y [T, N*Q]`` int32 in ``0..N-1``.
     """
     if num_tasks < 1:
       raise ValueError(f"num_tasks must be >= 1; got {num_tasks}.")
     rows_TxNxM = np.stack([self.episode(step, t)[1] for t in range(num_tasks)])
-    x = to_float(self.examples[rows_TxNxM])  # [T, N, K+Q, ...]
+    x = self.examples[rows_TxNxM]  # [T, N, K+Q, ...]
+    x = x.astype(np.int32) if np.issubdtype(x.dtype, np.signedinteger) else to_float(x)
     k, shape = self.shots, x.shape[3:]
     labels = lambda m: np.tile(np.repeat(np.arange(self.ways, dtype=np.int32), m),
                                (num_tasks, 1))
@@ -91,8 +93,9 @@ def sampler(
   """An N-way K-shot sampler over a class-indexed array.
 
   Args:
-    images: ``[C, E, ...]`` (e.g. ``[C, E, H, W, 1]`` uint8), or a list of ``C`` arrays
-      ``[E_c, ...]`` with the same trailing shape (a list is copied once).
+    images: ``[C, E, ...]`` (e.g. ``[C, E, H, W, 1]`` uint8, or ``[C, E, L]`` int32
+      token ids), or a list of ``C`` arrays ``[E_c, ...]`` with the same trailing shape
+      (a list is copied once).
     ways: N, classes per episode.
     shots: K, support examples per class.
     queries: Q, query examples per class (may be 0).

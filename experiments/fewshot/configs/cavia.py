@@ -17,6 +17,19 @@ Arguments: one of 5w1s, 5w5s, 20w1s, 20w5s, optionally ",smoke".
 
 from experiments.fewshot.configs import base
 
+REPRODUCES = dict(
+    paper="Zintgraf et al. 2019, Fast Context Adaptation via Meta-Learning (arXiv:1810.03642)",
+    table="none for Omniglot (classification is reported on miniImageNet only, Table 3)",
+    metric="accuracy (%), 95% CI",
+    expected={
+        "5w1s": "not reported in the paper",
+        "5w5s": "not reported in the paper",
+        "20w1s": "not reported in the paper",
+        "20w5s": "not reported in the paper",
+    },
+    main="experiments.fewshot.main",
+)
+
 
 def get_config(arg: str | None = None):
   ways, shots, smoke = base.parse(arg)

@@ -21,6 +21,19 @@ Arguments: one of 5w1s, 5w5s, 20w1s, 20w5s, optionally ",smoke".
 
 from experiments.fewshot.configs import base
 
+REPRODUCES = dict(
+    paper="Rajeswaran et al. 2019, Meta-Learning with Implicit Gradients (arXiv:1909.04630)",
+    table='Table 2 (Omniglot, Conv-4, row "iMAML, GD")',
+    metric="accuracy (%), 95% CI",
+    expected={
+        "5w1s": "99.16 ± 0.35",
+        "5w5s": "99.67 ± 0.12",
+        "20w1s": "94.46 ± 0.42",
+        "20w5s": "98.69 ± 0.1",
+    },
+    main="experiments.fewshot.main",
+)
+
 
 def get_config(arg: str | None = None):
   ways, shots, smoke = base.parse(arg)

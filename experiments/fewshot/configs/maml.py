@@ -13,6 +13,20 @@ Arguments: one of 5w1s, 5w5s, 20w1s, 20w5s, optionally ",smoke".
 
 from experiments.fewshot.configs import base
 
+REPRODUCES = dict(
+    paper=("Finn et al. 2017, Model-Agnostic Meta-Learning for Fast Adaptation of Deep Networks "
+           "(arXiv:1703.03400)"),
+    table="Table 1 (Omniglot, Conv-4)",
+    metric="accuracy (%), 95% CI",
+    expected={
+        "5w1s": "98.7 ± 0.4",
+        "5w5s": "99.9 ± 0.1",
+        "20w1s": "95.8 ± 0.3",
+        "20w5s": "98.9 ± 0.2",
+    },
+    main="experiments.fewshot.main",
+)
+
 
 def get_config(arg: str | None = None):
   ways, shots, smoke = base.parse(arg)

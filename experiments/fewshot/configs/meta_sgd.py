@@ -10,6 +10,20 @@ learned per-parameter rates, the MAML architecture and meta-batches.
 
 from experiments.fewshot.configs import base
 
+REPRODUCES = dict(
+    paper=("Li et al. 2017, Meta-SGD: Learning to Learn Quickly for Few-Shot Learning "
+           "(arXiv:1707.09835)"),
+    table="Table 2 (Omniglot, Conv-4)",
+    metric="accuracy (%), 95% CI",
+    expected={
+        "5w1s": "99.53 ± 0.26",
+        "5w5s": "99.93 ± 0.09",
+        "20w1s": "95.93 ± 0.38",
+        "20w5s": "98.97 ± 0.19",
+    },
+    main="experiments.fewshot.main",
+)
+
 
 def get_config(arg: str | None = None):
   ways, shots, smoke = base.parse(arg)

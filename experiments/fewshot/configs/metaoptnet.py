@@ -10,6 +10,20 @@ Omniglot with the other heads' training setup.
 
 from experiments.fewshot.configs import base
 
+REPRODUCES = dict(
+    paper=("Lee et al. 2019, Meta-Learning with Differentiable Convex Optimization "
+           "(arXiv:1904.03758)"),
+    table="none for Omniglot (Tables 1-2: mini-ImageNet, tiered-ImageNet, CIFAR-FS, FC100)",
+    metric="accuracy (%), 95% CI",
+    expected={
+        "5w1s": "not reported in the paper",
+        "5w5s": "not reported in the paper",
+        "20w1s": "not reported in the paper",
+        "20w5s": "not reported in the paper",
+    },
+    main="experiments.fewshot.main",
+)
+
 
 def get_config(arg: str | None = None):
   ways, shots, smoke = base.parse(arg)

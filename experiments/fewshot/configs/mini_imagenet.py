@@ -36,6 +36,19 @@ PAPER = {
 }
 __doc__ += "\n".join(f"  {m}: {s}: {a} / {b}" for m, (s, a, b) in PAPER.items())
 
+REPRODUCES = dict(
+    paper="each method's own paper, named with each figure",
+    table="the paper's mini-ImageNet 5-way table (Ravi & Larochelle split), named with each figure",
+    metric="accuracy (%)",
+    expected={
+        f"{method},5w{shots}s": (f"{figure} ({source})" if figure is not None
+                                 else f"not reported in the paper ({source})")
+        for method, (source, *figures) in PAPER.items()
+        for shots, figure in zip((1, 5), figures, strict=True)
+    },
+    main="experiments.fewshot.main",
+)
+
 # Finn et al. 2017, Sec. 5.2: 5 inner steps at 0.01, 10 at test, meta-batch 4 / 2.
 MAML_FAMILY = ("maml", "fomaml", "anil")
 

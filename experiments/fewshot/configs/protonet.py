@@ -11,6 +11,19 @@ every 2,000 episodes.
 
 from experiments.fewshot.configs import base
 
+REPRODUCES = dict(
+    paper="Snell et al. 2017, Prototypical Networks for Few-shot Learning (arXiv:1703.05175)",
+    table="Table 1 (Omniglot, Conv-4, squared Euclidean distance)",
+    metric="accuracy (%)",
+    expected={
+        "5w1s": "98.8",
+        "5w5s": "99.7",
+        "20w1s": "96.0",
+        "20w5s": "98.9",
+    },
+    main="experiments.fewshot.main",
+)
+
 
 def get_config(arg: str | None = None):
   ways, shots, smoke = base.parse(arg)

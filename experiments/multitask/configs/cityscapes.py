@@ -22,6 +22,27 @@ from experiments.multitask.configs import base
 STEPS_PER_EPOCH = 2975 // 8
 
 
+REPRODUCES = dict(
+    paper="Navon et al. 2022, Multi-Task Learning as a Bargaining Game (arXiv:2202.01017)",
+    table="the Cityscapes table (MTAN backbone, Δm% column)",
+    metric="delta_m (%) against single-task SegNet, lower is better",
+    expected={
+        "equal_weighting": "22.60",
+        "scale_invariant": "14.11",
+        "rlw": "24.38",
+        "dwa": "21.45",
+        "uncertainty": "5.89",
+        "mgda": "44.14",
+        "pcgrad": "18.29",
+        "graddrop": "23.73",
+        "cagrad": "11.64",
+        "imtl": "11.10",
+        "nash_mtl": "6.82",
+    },
+    main="experiments.multitask.main",
+)
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   balancer, smoke, _ = base.parse(arg)
   config = base.common("cityscapes", balancer)

@@ -23,6 +23,20 @@ from experiments.multitask.configs import base
 STEPS_PER_EPOCH = 8936 // 32
 
 
+REPRODUCES = dict(
+    paper=("Søgaard & Goldberg 2016, Deep multi-task learning with low level tasks supervised at "
+           "lower layers (ACL 2016, P16-2038)"),
+    table=("Table 1 (CoNLL-2000 chunking; POS supervised at the inner layer, or with 'outer' at "
+           "the outermost)"),
+    metric="chunking F1",
+    expected={
+        "equal_weighting": "in the paper, not transcribed here",
+        "equal_weighting,outer": "in the paper, not transcribed here",
+    },
+    main="experiments.multitask.main",
+)
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   balancer, smoke, variants = base.parse(arg, variants=("outer",))
   config = base.common("conll2000", balancer)

@@ -13,6 +13,19 @@ Arguments: a balancer name (``equal_weighting`` by default), optionally ``,smoke
 
 from experiments.multitask.configs import multi_mnist
 
+REPRODUCES = dict(
+    paper="Lin et al. 2019, Pareto Multi-Task Learning (arXiv:1912.12854)",
+    table="Fig. 5 (Multi-Fashion; a plot, no numbers)",
+    metric="per-task test accuracy (%)",
+    expected={
+        "equal_weighting": "not reported in the paper",
+        "uncertainty": "not reported in the paper",
+        "gradnorm": "not reported in the paper",
+        "mgda": "not reported in the paper",
+    },
+    main="experiments.multitask.main",
+)
+
 
 def get_config(arg: str | None = None):
   return multi_mnist.lenet("multi_fashion", arg)

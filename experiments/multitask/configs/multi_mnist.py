@@ -21,6 +21,23 @@ from experiments.multitask.configs import base
 STEPS_PER_EPOCH = 120_000 // 256
 
 
+REPRODUCES = dict(
+    paper=("Sener & Koltun 2018, Multi-Task Learning as Multi-Objective Optimization "
+           "(arXiv:1810.04650); setting of Lin et al. 2019, Pareto Multi-Task Learning "
+           "(arXiv:1912.12854)"),
+    table=("Sener & Koltun 2018, the MultiMNIST table of Sec. 5 (mgda: their MGDA-UB with "
+           "--config.rep_grad=True); Lin et al. 2019, Fig. 5"),
+    metric="per-task test accuracy (%)",
+    expected={
+        "equal_weighting": "in the paper, not transcribed here",
+        "uncertainty": "in the paper, not transcribed here",
+        "gradnorm": "in the paper, not transcribed here",
+        "mgda": "in the paper, not transcribed here",
+    },
+    main="experiments.multitask.main",
+)
+
+
 def lenet(dataset: str, arg: str | None) -> ml_collections.ConfigDict:
   """The shared LeNet config of the three Multi-MNIST data sets."""
   balancer, smoke, _ = base.parse(arg)

@@ -23,6 +23,27 @@ from experiments.multitask.configs import base
 STEPS_PER_EPOCH = 795 // 2
 
 
+REPRODUCES = dict(
+    paper="Navon et al. 2022, Multi-Task Learning as a Bargaining Game (arXiv:2202.01017)",
+    table="the NYUv2 table (MTAN backbone, Δm% column)",
+    metric="delta_m (%) against single-task SegNet, lower is better",
+    expected={
+        "equal_weighting": "5.59",
+        "scale_invariant": "4.39",
+        "rlw": "7.78",
+        "dwa": "3.57",
+        "uncertainty": "4.05",
+        "mgda": "1.38",
+        "pcgrad": "3.97",
+        "graddrop": "3.58",
+        "cagrad": "0.20",
+        "imtl": "-0.76",
+        "nash_mtl": "-4.04",
+    },
+    main="experiments.multitask.main",
+)
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   balancer, smoke, _ = base.parse(arg)
   config = base.common("nyuv2", balancer)

@@ -32,6 +32,20 @@ SETTINGS = {
 SMOKE_BALANCERS = ("equal_weighting", "mgda", "cagrad", "nash_mtl", "famo", "db_mtl")
 
 
+REPRODUCES = dict(
+    paper=("Liu et al. 2021, Conflict-Averse Gradient Descent for Multi-task Learning "
+           "(arXiv:2110.14048); Navon et al. 2022, Multi-Task Learning as a Bargaining Game "
+           "(arXiv:2202.01017)"),
+    table="CAGrad Fig. 1 and Nash-MTL Fig. 2 (trajectory plots, no numbers)",
+    metric="optimization trajectories and final points (plot)",
+    expected={
+        "cagrad": "not reported in the paper",
+        "nash_mtl": "not reported in the paper",
+    },
+    main="experiments.multitask.toy",
+)
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   parts = set(filter(None, (arg or "").split(",")))
   settings = parts & set(SETTINGS)

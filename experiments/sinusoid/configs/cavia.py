@@ -16,6 +16,16 @@ import ml_collections
 
 from experiments.sinusoid.configs import maml
 
+REPRODUCES = dict(
+    paper="Zintgraf et al. 2019, Fast Context Adaptation via Meta-Learning (arXiv:1810.03642)",
+    table="Table 1 (sinusoid regression, 10-shot)",
+    metric="query MSE after adaptation, 95% CI",
+    expected={
+        "": "in the paper, not transcribed here",
+    },
+    main="experiments.sinusoid.main",
+)
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   options = set(filter(None, (arg or "").split(",")))

@@ -1,0 +1,1 @@
+"""Few-shot text classification: episodes over labelled text, a small transformer."""

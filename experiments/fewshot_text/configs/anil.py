@@ -1,0 +1,35 @@
+r"""ANIL on few-shot text classification (Raghu et al. 2020, arXiv:1909.09157).
+
+Only the linear head on the transformer encoder's pooled features adapts in the inner
+loop; training otherwise as configs/maml.py.
+
+  python -m experiments.fewshot_text.main \
+      --config=experiments/fewshot_text/configs/anil.py:clinc150,5w1s \
+      --workdir=runs/clinc150_anil_5w1s
+
+Arguments: a data set (clinc150, trec, fewrel, reuters21578) and 5w1s or 5w5s, optionally
+",smoke".
+"""
+
+from experiments.fewshot_text.configs import maml
+
+REPRODUCES = dict(
+    paper="metalm baseline (no paper figure)",
+    table="none: Raghu et al. 2020 report images only",
+    metric="accuracy (%), 95% CI",
+    expected={
+        "clinc150,5w1s": "not reported in the paper",
+        "clinc150,5w5s": "not reported in the paper",
+        "trec,5w1s": "not reported in the paper",
+        "trec,5w5s": "not reported in the paper",
+        "fewrel,5w1s": "not reported in the paper",
+        "fewrel,5w5s": "not reported in the paper",
+        "reuters21578,5w1s": "not reported in the paper",
+        "reuters21578,5w5s": "not reported in the paper",
+    },
+    main="experiments.fewshot_text.main",
+)
+
+
+def get_config(arg: str | None = None):
+  return maml.get_config(arg, name="anil")
