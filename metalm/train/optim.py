@@ -40,7 +40,8 @@ def build(config: ml_collections.ConfigDict, where: str) -> optax.GradientTransf
     kwargs["learning_rate"] = _from_config(
         "schedule", SCHEDULES, kwargs["learning_rate"], f"{where}.learning_rate")
   elif "learning_rate" in kwargs:
-    validate.real(kwargs["learning_rate"], f"{where}.learning_rate", positive=True)
+    validate.real(kwargs["learning_rate"], f"{where}.learning_rate", positive=True,
+                  below=_FLOAT32_MAX)
   return _from_config("optimizer", OPTIMIZERS, {**config, **kwargs}, where)
 
 
@@ -53,6 +54,7 @@ def _from_config(kind, table, config, where):
   return factory(**kwargs)
 
 
+_FLOAT32_MAX = 3.4028234663852886e38  # Parameters and updates are float32.
 # Decay rates that must lie in [0, 1); at 1, Adam's bias correction divides by zero.
 _UNIT_INTERVAL = ("b1", "b2", "decay", "momentum")
 
