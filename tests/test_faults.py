@@ -1,4 +1,5 @@
-"""Faults in real processes: SIGKILL mid-checkpoint, a full disk, a non-finite loss.
+"""Faults in real processes: SIGKILL mid-checkpoint, a full disk, a non-finite loss, a
+corrupted checkpoint.
 
 Each faulty run is the sinusoid experiment's entry point in its own process (through
 ``tests/fault_worker.py`` where a fault must be injected); each re-run is the user's
@@ -7,6 +8,7 @@ plain command, and must end bitwise equal to a run that was never interrupted.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -125,3 +127,20 @@ def test_non_finite_loss_stops_the_process_and_names_the_step(tmp_path, user_env
   assert saved and max(saved) < bad
   params = final_state(tmp_path)["params"]
   assert all(np.isfinite(x).all() for x in leaves(params))
+
+
+def test_corrupted_latest_checkpoint_falls_back_with_a_warning(
+    tmp_path, user_env, uninterrupted):
+  workdir = tmp_path / "run"
+  shutil.copytree(uninterrupted, workdir)
+  for root, _, files in os.walk(workdir / "checkpoints" / "300" / "state"):
+    for name in files:
+      with open(os.path.join(root, name), "r+b") as f:
+        f.truncate(max(os.path.getsize(os.path.join(root, name)) // 2, 1))
+  resumed = experiment(workdir, user_env)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert "checkpoints/300 is unreadable" in resumed.stderr
+  assert "falling back to the previous checkpoint" in resumed.stderr
+  assert "Resumed from" in resumed.stderr and "checkpoints/200" in resumed.stderr
+  assert [d.split("-")[0] for d in os.listdir(workdir / "checkpoints_unreadable")] == ["300"]
+  assert_same_run(workdir, uninterrupted)
