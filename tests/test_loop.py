@@ -174,3 +174,27 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path):
       lambda: base.init_train_state(learner, outer_tx, jax.random.key(0))))
   ckpt.close()
   assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(restored.params))
+
+
+def test_compute_is_accounted_in_metrics_and_compute_json(tmp_path, monkeypatch):
+  monkeypatch.setenv(loop.ENV_DEVICE_WATTS, "100")
+  config = smoke_config(num_steps=8)
+  run(config, tmp_path)
+  with open(tmp_path / "compute.json") as f:
+    summary = json.load(f)
+  with open(tmp_path / "metrics.jsonl") as f:
+    rows = [json.loads(line) for line in f]
+  flops = summary["flops_per_step"]
+  # The meta step of a 16-16 MLP on 25 tasks of 10 + 10 points: well over 1e5 FLOPs.
+  assert flops > 1e5 and summary["bytes_accessed_per_step"] > 0
+  assert summary["total_flops"] == flops * 8
+  assert [r["total_flops"] for r in rows] == [flops * 4, flops * 8]
+  process = summary["this_process"]
+  assert process["steps"] == 8 and process["seconds"] > 0
+  np.testing.assert_allclose(process["energy_joules"], 100 * process["seconds"])
+
+
+def test_bad_device_power_is_named(monkeypatch):
+  monkeypatch.setenv(loop.ENV_DEVICE_WATTS, "lots")
+  with pytest.raises(ValueError, match="METALM_DEVICE_WATTS='lots'"):
+    loop.device_watts()

@@ -69,6 +69,7 @@ def main(argv):
              "norm": model.norm, "step": int(state.step), "accuracy": accuracy,
              "ci95": ci95, "wall_clock_s": time.perf_counter() - start,
              "config": json.loads(config.to_json())}
+  results["compute"] = loop.compute_summary(workdir)
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=2)
 

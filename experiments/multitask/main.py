@@ -21,7 +21,7 @@ from experiments.multitask.configs import base as reference
 from metalm import mtl, registry
 from metalm.eval import multitask as multitask_eval
 from metalm.eval import plots
-from metalm.train import config_check, multitask, optim
+from metalm.train import config_check, loop, multitask, optim
 
 CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
 WORKDIR = flags.DEFINE_string("workdir", None, "Run directory.", required=True)
@@ -59,6 +59,7 @@ def main(argv):
              **summarize(config, scores, bench.higher_is_better),
              "wall_clock_s": time.perf_counter() - start,
              "config": json.loads(config.to_json())}
+  results["compute"] = loop.compute_summary(workdir)
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=2)
   plots.to_tensorboard(workdir, int(state.step), [plots.learning_curves(workdir)])

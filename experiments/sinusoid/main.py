@@ -60,6 +60,7 @@ def main(argv):
     logging.info("MSE after %d inner step(s) on %d held-out tasks: %.3f +- %.3f",
                  steps, config.eval.num_tasks, summary["mse"]["mean"],
                  summary["mse"]["ci95"])
+  results["compute"] = loop.compute_summary(workdir)
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump({**results, "config": json.loads(config.to_json())}, f, indent=2)
   plot_path = os.path.join(workdir, "adaptation.png")

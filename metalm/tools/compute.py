@@ -17,7 +17,11 @@ def cost_analysis(fn: Callable[..., Any], *args, **kwargs) -> dict[str, float]:
 
   Older jax versions return a list with one dict per device program; newer ones a dict.
   """
-  compiled = jax.jit(fn).lower(*args, **kwargs).compile()
+  return compiled_costs(jax.jit(fn).lower(*args, **kwargs).compile())
+
+
+def compiled_costs(compiled) -> dict[str, float]:
+  """XLA's cost analysis of an AOT-compiled function, as one flat dict."""
   costs = compiled.cost_analysis()
   if costs is None:
     return {}

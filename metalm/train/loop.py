@@ -8,6 +8,8 @@ a checkpoint at step k continues bit for bit as if it had never stopped.
 """
 
 import functools
+import json
+import os
 import signal
 import threading
 import time
@@ -22,6 +24,7 @@ from absl import logging
 from metalm import types, validate
 from metalm.data import episodic
 from metalm.meta import base
+from metalm.tools import compute
 from metalm.train import checkpoint, metrics, sharding
 
 
@@ -200,9 +203,14 @@ def run(
     pending = None if stream is None else next(stream)
     compile_start = time.perf_counter()
     compiled = step_fn.lower(state, *([] if pending is None else [pending[1]])).compile()
-    logging.info("Compiled %s in %.1fs; training from step %d to %d.", describe,
-                 time.perf_counter() - compile_start, first_step, config.num_steps)
+    costs = compute.compiled_costs(compiled)
+    flops, accessed = costs.get("flops", 0.0), costs.get("bytes accessed", 0.0)
+    logging.info("Compiled %s in %.1fs (XLA estimate per step: %.3g GFLOP, %.3g MB "
+                 "accessed); training from step %d to %d.", describe,
+                 time.perf_counter() - compile_start, flops / 1e9, accessed / 1e6,
+                 first_step, config.num_steps)
     progress = metrics.Progress(first_step, config.num_steps)
+    watts, train_start = device_watts(), time.perf_counter()
     window = []
     with _StopSignals() as stop:
       for step in range(first_step + 1, config.num_steps + 1):
@@ -221,13 +229,17 @@ def run(
           hook(step)
         if step % config.log_every == 0 or step == config.num_steps:
           try:
-            _log(window, step, writer, progress)
+            _log(window, step, writer, progress, total_flops=flops * step)
           except OSError as e:
             raise ckpt.write_error(f"the metrics of step {step}", e) from e
           window = []
         stopping = stop.signum is not None
         if step % config.checkpoint_every == 0 or step == config.num_steps or stopping:
           ckpt.save(step, state)
+        if stopping or step == config.num_steps:
+          _write_compute(workdir, flops=flops, accessed=accessed, step=step,
+                         steps_here=step - first_step,
+                         seconds_here=time.perf_counter() - train_start, watts=watts)
         if stopping:
           logging.warning(
               "Stopped by signal %d at step %d; checkpoint saved in %s. Re-run the "
@@ -254,7 +266,45 @@ def _prefetch(sampler, num_tasks, num_steps, device_sharding, first_step):
                            num_steps=num_steps - first_step, sharding=device_sharding)
 
 
-def _log(window, step, writer, progress):
+ENV_DEVICE_WATTS = "METALM_DEVICE_WATTS"
+
+
+def device_watts() -> float:
+  """The stated average device power for energy estimates (``$METALM_DEVICE_WATTS``)."""
+  value = os.environ.get(ENV_DEVICE_WATTS, "0")
+  try:
+    return validate.real(float(value), ENV_DEVICE_WATTS, minimum=0.0)
+  except ValueError:
+    raise ValueError(f"{ENV_DEVICE_WATTS}={value!r}: give the device's average power in "
+                     "watts, e.g. 300 for a GPU board or a CPU's TDP.") from None
+
+
+def _write_compute(workdir, *, flops, accessed, step, steps_here, seconds_here, watts):
+  """``workdir/compute.json``: XLA's per-step estimates, the run's total FLOPs, and the
+  steps, seconds and (at a stated power) energy of this process's part of the run."""
+  if jax.process_index() != 0:
+    return
+  here = {"steps": steps_here, "seconds": seconds_here,
+          "flops_per_second": flops * steps_here / max(seconds_here, 1e-9)}
+  if watts:
+    here.update(power_watts=watts, energy_joules=watts * seconds_here,
+                energy_kwh=watts * seconds_here / 3.6e6)
+  summary = {"flops_per_step": flops, "bytes_accessed_per_step": accessed, "step": step,
+             "total_flops": flops * step, "this_process": here}
+  with open(os.path.join(workdir, "compute.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+
+
+def compute_summary(workdir: str) -> dict:
+  """The run's ``compute.json`` (empty if the run has not trained)."""
+  path = os.path.join(workdir, "compute.json")
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
+def _log(window, step, writer, progress, *, total_flops=0.0):
   history = jax.device_get(window)
   finite = np.array([m["finite"] for m in history])
   if not finite.all():
@@ -268,5 +318,5 @@ def _log(window, step, writer, progress):
   scalars = {k: float(np.mean([m[k] for m in history]))
              for k in history[0] if k != "finite"}
   rate = progress.rate(step)
-  writer.write(step, {**scalars, "steps_per_sec": rate})
+  writer.write(step, {**scalars, "steps_per_sec": rate, "total_flops": total_flops})
   progress.log(step, scalars, rate)
