@@ -1,0 +1,1 @@
+"""Meta-learned language-model adaptation to held-out Brown corpus genres."""
