@@ -14,6 +14,7 @@ References: Vaswani et al., 2017, arXiv:1706.03762; Su et al., 2021, arXiv:2104.
 arXiv:1901.02860 (Transformer-XL).
 """
 
+import math
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -44,8 +45,24 @@ def _attention_options(options) -> dict:
   return options
 
 
+def _full_weights(q_BxLxHxD, k_BxSxHxD, mask_BxS, causal):
+  """The ``[B, H, L, S]`` softmax weights that ``attention.full`` applies to the values."""
+  length, key_length, depth = q_BxLxHxD.shape[1], k_BxSxHxD.shape[1], q_BxLxHxD.shape[-1]
+  scores_BxHxLxS = jnp.einsum("blhd,bshd->bhls", q_BxLxHxD, k_BxSxHxD) / math.sqrt(depth)
+  allowed = jnp.ones((1, 1, length, key_length), bool)
+  if causal:
+    allowed = allowed & attention._causal_mask_LxS(length, key_length)[None, None]
+  if mask_BxS is not None:
+    allowed = allowed & mask_BxS[:, None, None, :]
+  return jax.nn.softmax(jnp.where(allowed, scores_BxHxLxS, attention._NEG), axis=-1)
+
+
 class SelfAttention(nn.Module):
-  """Multi-head attention over ``[memory; x]`` with a named attention function."""
+  """Multi-head attention over ``[memory; x]`` with a named attention function.
+
+  With full attention and a mutable ``"intermediates"`` collection (outside ``init``) it
+  sows its softmax weights ``[B, H, L, S]`` as ``"attention_probs"``; outputs are unchanged.
+  """
 
   num_heads: int
   attention: str = "full"
@@ -71,6 +88,10 @@ class SelfAttention(nn.Module):
       positions_S = jnp.arange(key_length)
       q_BxLxHxD = rotary(q_BxLxHxD, positions_S[key_length - length:])
       k_BxSxHxD = rotary(k_BxSxHxD, positions_S)
+    if (self.attention == "full" and self.is_mutable_collection("intermediates")
+        and not self.is_initializing()):
+      self.sow("intermediates", "attention_probs",
+               _full_weights(q_BxLxHxD, k_BxSxHxD, mask_BxL, self.causal))
     fn = attention.get(self.attention)
     out_BxLxHxD = fn(q_BxLxHxD, k_BxSxHxD, v_BxSxHxD, mask_BxS=mask_BxL, causal=self.causal,
                      **_attention_options(self.attention_options))

@@ -38,9 +38,13 @@ class TextEncoder(nn.Module):
   dropout: float = 0.0
 
   @nn.compact
-  def __call__(self, tokens_BxL, train: bool = False):
+  def __call__(self, tokens_BxL, train: bool = False, embeddings_BxLxD=None):
+    """``embeddings_BxLxD`` replaces the embedded tokens (attacks on embeddings); the
+    tokens still give the padding mask."""
     tokens_BxL = tokens_BxL.astype(jnp.int32)
     h_BxLxD = nn.Embed(self.vocab_size, self.dim, name="embed")(tokens_BxL)
+    if embeddings_BxLxD is not None:
+      h_BxLxD = embeddings_BxLxD
     mask_BxL = None if self.pad_id is None else tokens_BxL != self.pad_id
     h_BxLxD, _ = transformer.Trunk(self.depth, self.num_heads, self.mlp_dim or 4 * self.dim,
                                    causal=False, rotary=True, dropout=self.dropout,

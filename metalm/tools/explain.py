@@ -7,10 +7,13 @@ statistics in ``fn``), so one backward pass of the summed target logits gives ev
 example's gradient.
 """
 
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+
+from metalm import types
+from metalm.models import functional
 
 Fn = Callable[[jax.Array], jax.Array]
 
@@ -139,3 +142,48 @@ def smoothgrad(
     return attribution(fn, x + stddev * noise, target_B)
 
   return jnp.mean(jax.vmap(one)(jax.random.split(key, samples)), axis=0)
+
+
+def adapted_saliency(
+    learner: Any,
+    model: functional.ModelFns,
+    meta_params: types.Params,
+    state: types.ModelState,
+    support: types.Batch,
+    query_x: jax.Array,
+    target_B: jax.Array,
+    key: jax.Array,
+    *,
+    method: Callable[..., jax.Array] = saliency,
+) -> tuple[jax.Array, jax.Array]:
+  """Attributions of a meta-learned model before and after adapting to one task.
+
+  ``before`` explains ``model`` under the meta-parameters; ``after`` explains it under the
+  task parameters of ``learner.adapt`` (learners whose ``adapt`` returns model parameters:
+  MAML, ANIL, Meta-SGD, ...). Keys are split as in ``base.adapted_predict``, so ``after``
+  explains exactly what ``learner.predict`` outputs. Query examples must be independent
+  (no transductive BatchNorm).
+
+  Args:
+    learner: a ``base.MetaLearner``.
+    model: the model the learner adapts.
+    meta_params, state: meta-parameters and model state.
+    support: the task's support set.
+    query_x: inputs to explain ``[B, ...]``.
+    target_B: explained class per example.
+    key: PRNG key of the adaptation (as given to ``learner.predict``).
+    method: ``method(fn, x, target_B)``: ``saliency``, ``gradient_x_input``, or a
+      ``functools.partial`` of ``integrated_gradients`` / ``smoothgrad``.
+
+  Returns:
+    ``(before, after)``, each with the shape of ``query_x``.
+  """
+  adapt_key, query_key = jax.random.split(key)
+
+  def fn(params, state):
+    return lambda x: functional.predict_query(model, params, state, support.x, x,
+                                              key=query_key)[0]
+
+  task_params, task_state = learner.adapt(meta_params, state, support, adapt_key)
+  before = method(fn(meta_params, state), query_x, target_B)
+  return before, method(fn(task_params, task_state), query_x, target_B)

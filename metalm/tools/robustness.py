@@ -174,3 +174,71 @@ def robust_accuracy(fn, x, y_B, attack: Attack, key) -> dict[str, jax.Array]:
       "clean_accuracy": jnp.mean(clean_B),
       "robust_accuracy": jnp.mean(clean_B & attacked_B),
   }
+
+
+def embedding_attack(embed_fn, logits_fn, tokens_BxL, y_B, attack: Attack, key,
+                     *, mask_BxL=None) -> dict[str, jax.Array]:
+  """Attacks a text model in its token-embedding space; returns accuracies and embeddings.
+
+  Token ids are discrete, so the attack perturbs the embedded sequence instead (Miyato,
+  Dai & Goodfellow, 2017, arXiv:1605.07725). Build ``attack`` with ``clip=None``; its
+  budget is per example over all ``L * D`` coordinates. Padding positions
+  (``mask_BxL`` False) stay exactly as embedded: the model sees only the masked
+  perturbation, and masking can only shrink it, so it stays in the ball.
+
+  Args:
+    embed_fn: ``embed_fn(tokens_BxL) -> embeddings_BxLxD``.
+    logits_fn: ``logits_fn(embeddings_BxLxD, tokens_BxL) -> logits_BxC`` (tokens give the
+      padding mask).
+    tokens_BxL: token ids.
+    y_B: integer labels.
+    attack: an ``Attack`` (``fgsm``, ``pgd``) maximizing the cross-entropy.
+    key: PRNG key of the attack.
+    mask_BxL: True on real tokens; None perturbs every position.
+
+  Returns:
+    ``clean_accuracy``, ``robust_accuracy`` (correct both clean and attacked) and
+    ``embeddings`` (the perturbed ``[B, L, D]``).
+  """
+  clean_BxLxD = jax.lax.stop_gradient(embed_fn(tokens_BxL))
+  keep_BxLx1 = (jnp.ones(tokens_BxL.shape, clean_BxLxD.dtype) if mask_BxL is None
+                else mask_BxL.astype(clean_BxLxD.dtype))[..., None]
+
+  def masked(e_BxLxD):
+    return clean_BxLxD + keep_BxLx1 * (e_BxLxD - clean_BxLxD)
+
+  def objective(e_BxLxD):
+    logits_BxC = logits_fn(masked(e_BxLxD), tokens_BxL)
+    return optax.softmax_cross_entropy_with_integer_labels(logits_BxC, y_B)
+
+  adv_BxLxD = masked(attack(objective, clean_BxLxD, key))
+  clean_B = jnp.argmax(logits_fn(clean_BxLxD, tokens_BxL), -1) == y_B
+  attacked_B = jnp.argmax(logits_fn(adv_BxLxD, tokens_BxL), -1) == y_B
+  return {
+      "clean_accuracy": jnp.mean(clean_B),
+      "robust_accuracy": jnp.mean(clean_B & attacked_B),
+      "embeddings": adv_BxLxD,
+  }
+
+
+def adversarial_queries(learner, attack: Attack):
+  """A ``MetaLearner`` whose outer loss is taken on attacked query inputs.
+
+  Adversarial querying (Goldblum, Fowl & Goldstein, 2020, arXiv:1910.00982): adapt on
+  the clean support set, attack the query inputs against the adapted model, and
+  meta-train on the loss of the attacked queries. The attack maximizes the wrapped
+  learner's own outer loss under gradient-stopped meta-parameters and the same key, so
+  it targets exactly the adaptation of the final loss (which ``adapt`` recomputes at
+  every attack step). ``init``, ``adapt`` and ``predict`` are the wrapped learner's.
+  """
+
+  def outer_loss(meta_params, state, task, key):
+    frozen = jax.lax.stop_gradient(meta_params)
+
+    def objective(query_x):
+      return learner.outer_loss(frozen, state, task._replace(query_x=query_x), key)[0]
+
+    query_x = attack(objective, task.query_x, jax.random.fold_in(key, 1))
+    return learner.outer_loss(meta_params, state, task._replace(query_x=query_x), key)
+
+  return learner._replace(outer_loss=outer_loss)
