@@ -1,5 +1,6 @@
 """The tool studies on MNIST end to end (``experiments.tools``), all in one smoke process."""
 
+import glob
 import json
 import os
 import subprocess
@@ -87,3 +88,14 @@ def test_distillation_and_domain_report_accuracies(smoke_run):
   assert domain["source_only"]["source_test"] > 0.85
   assert all(0.0 <= a <= 1.0 for splits in domain.values() for a in splits.values())
   assert_pngs(workdir, results["distillation"]["pngs"] + results["domain"]["pngs"])
+
+
+def test_every_training_is_logged(smoke_run):
+  workdir, _ = smoke_run
+  with open(workdir / "metrics.jsonl") as f:
+    rows = [json.loads(line) for line in f]
+  models = {row["model"] for row in rows}
+  assert {"classifier", "adversarial", "teacher", "student", "student_kd", "source_only",
+          "dann"} <= models
+  assert all(row["step"] > 0 and row["loss"] == row["loss"] for row in rows)  # Not NaN.
+  assert glob.glob(str(workdir / "tensorboard" / "events.out.tfevents.*"))

@@ -5,6 +5,7 @@ forward pass is also written out layer by layer here so that studies can reach t
 hidden features (DANN) and the input of every layer (activation quantization).
 """
 
+import json
 import os
 
 import jax
@@ -19,6 +20,7 @@ from scipy import ndimage
 from metalm import models
 from metalm.data import mnist
 from metalm.tools import compression
+from metalm.train import tensorboard
 
 IMAGE_SHAPE = (28, 28)
 NUM_FEATURES = 784
@@ -104,12 +106,15 @@ def ci95(p: float, n: int) -> float:
 
 
 def fit(loss_fn, params, data, *, steps: int, batch_size: int, learning_rate: float, key,
-        chunk: int = 50, post_update=None, with_progress: bool = False):
+        chunk: int = 50, post_update=None, with_progress: bool = False,
+        log: tuple[str, str] | None = None):
   """Adam on ``loss_fn(params, x, y, key)`` over random batches of ``data = (x, y)``.
 
   Steps run ``chunk`` at a time in a jitted ``lax.scan``; ``post_update(params)`` (e.g. a
   pruning mask) is applied after every update. With ``with_progress`` the loss also gets
-  the training progress in [0, 1] as a fifth argument (for schedules).
+  the training progress in [0, 1] as a fifth argument (for schedules). With
+  ``log=(workdir, name)`` the mean loss of every chunk goes to ``workdir/metrics.jsonl``
+  and TensorBoard as ``loss/<name>``.
   """
   x_all, y_all = jnp.asarray(data[0]), jnp.asarray(data[1])
   tx = optax.adam(learning_rate)
@@ -136,11 +141,27 @@ def fit(loss_fn, params, data, *, steps: int, batch_size: int, learning_rate: fl
   for start in range(0, steps, chunk):
     carry, loss = run(carry, keys[start:start + chunk], progress[start:start + chunk])
     losses.append(loss)
+  if log is not None:
+    write_losses(*log, [float(jnp.mean(chunk_loss)) for chunk_loss in losses], chunk)
   losses = jnp.concatenate(losses) if losses else jnp.zeros((0,))
   if steps:
     logging.info("Trained %d steps; mean loss of the last %d: %.4f", steps,
                  min(chunk, steps), float(jnp.mean(losses[-chunk:])))
   return carry[0]
+
+
+def write_losses(workdir: str, name: str, chunk_losses, chunk: int) -> None:
+  """Appends ``{"step", "model", "loss"}`` rows to ``metrics.jsonl``; TensorBoard too."""
+  if not chunk_losses:
+    return
+  steps = [(i + 1) * chunk for i in range(len(chunk_losses))]
+  with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
+    for step, loss in zip(steps, chunk_losses, strict=True):
+      f.write(json.dumps({"step": step, "model": name, "loss": loss}) + "\n")
+  events = tensorboard.SummaryWriter(os.path.join(workdir, "tensorboard"))
+  for step, loss in zip(steps, chunk_losses, strict=True):
+    events.scalars(step, {f"loss/{name}": loss})
+  events.close()
 
 
 def save(path: str, params) -> None:
@@ -173,7 +194,7 @@ def classifier(config, workdir: str, train_data):
     params = init(cfg.hidden, init_key)
     return fit(lambda p, x, y, k: cross_entropy(p, x, y), params, train_data,
                steps=cfg.steps, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
-               key=fit_key)
+               key=fit_key, log=(workdir, "classifier"))
 
   name = "classifier_" + "-".join(map(str, cfg.hidden)) + f"_{cfg.steps}steps_seed{config.seed}"
   return cached(workdir, name, train)

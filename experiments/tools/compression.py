@@ -101,7 +101,7 @@ def run(config, workdir, params, train, test):
         compression.fake_quant_params(p, bits), x, y)
     tuned = classifier.fit(loss, params, train, steps=cfg.qat_steps,
                            batch_size=base.batch_size, learning_rate=cfg.qat_learning_rate,
-                           key=jax.random.fold_in(key, bits))
+                           key=jax.random.fold_in(key, bits), log=(workdir, f"qat_int{bits}"))
     qparams = compression.quantize_params(tuned, bits)
     rows.append({"name": f"qat_int{bits}_weights", "bits": bits, "sparsity": 0.0,
                  "steps": cfg.qat_steps,
@@ -116,6 +116,7 @@ def run(config, workdir, params, train, test):
                            train, steps=cfg.finetune_steps, batch_size=base.batch_size,
                            learning_rate=cfg.qat_learning_rate,
                            key=jax.random.fold_in(key, int(1000 * sparsity)),
+                           log=(workdir, f"pruned_{sparsity:g}"),
                            post_update=lambda p, masks=masks: compression.apply_mask(p, masks))
     rows.append({"name": f"pruned_{sparsity:g}", "bits": 32,
                  "sparsity": float(compression.sparsity_of(masks)),

@@ -13,14 +13,14 @@ def run(config, workdir, train, test):
   cfg, base = config.distillation, config.classifier
   train = (train[0][:cfg.num_train], train[1][:cfg.num_train])
   keys = jax.random.split(jax.random.key(config.seed + 2), 4)
-  fit = lambda loss, params, key: classifier.fit(
+  fit = lambda loss, params, key, name: classifier.fit(
       loss, params, train, steps=cfg.steps, batch_size=base.batch_size,
-      learning_rate=base.learning_rate, key=key)
+      learning_rate=base.learning_rate, key=key, log=(workdir, name))
   ce = lambda p, x, y, k: classifier.cross_entropy(p, x, y)
   hidden = lambda h: "-".join(map(str, h))
   teacher = classifier.cached(
       workdir, f"teacher_{hidden(cfg.teacher_hidden)}_{cfg.steps}steps",
-      lambda: fit(ce, classifier.init(cfg.teacher_hidden, keys[0]), keys[1]))
+      lambda: fit(ce, classifier.init(cfg.teacher_hidden, keys[0]), keys[1], "teacher"))
   student_init = classifier.init(cfg.student_hidden, keys[2])
 
   def kd(p, x, y, k):
@@ -28,8 +28,8 @@ def run(config, workdir, train, test):
     return distillation.kd_loss(classifier.logits(p, x), teacher_logits, y,
                                 temperature=cfg.temperature, alpha=cfg.alpha)[0]
 
-  students = {"student": fit(ce, student_init, keys[3]),
-              "student_kd": fit(kd, student_init, keys[3])}
+  students = {"student": fit(ce, student_init, keys[3], "student"),
+              "student_kd": fit(kd, student_init, keys[3], "student_kd")}
   acc = {name: classifier.accuracy(lambda z, p=p: classifier.logits(p, z), *test)
          for name, p in {"teacher": teacher, **students}.items()}
   n = len(test[0])

@@ -31,7 +31,7 @@ def run(config, workdir, train, test_limit: int):
       loss, p, data, steps=cfg.steps, batch_size=base.batch_size,
       learning_rate=base.learning_rate, key=keys[2], **kw)
   source_only = fit(lambda p, x, y, k: classifier.cross_entropy(p, x, y),
-                    params["classifier"], source)
+                    params["classifier"], source, log=(workdir, "source_only"))
 
   # Mixed batches: index i < half is source (labeled), i >= half is target.
   mixed = (np.concatenate([source[0], target_x]),
@@ -45,7 +45,7 @@ def run(config, workdir, train, test_limit: int):
         reversal_scale=cfg.max_reversal * domain.reversal_schedule(progress, cfg.gamma))
     return loss
 
-  adapted = fit(dann, params, mixed, with_progress=True)["classifier"]
+  adapted = fit(dann, params, mixed, with_progress=True, log=(workdir, "dann"))["classifier"]
   acc = {}
   for name, p in (("source_only", source_only), ("dann", adapted)):
     acc[name] = {

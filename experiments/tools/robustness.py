@@ -50,7 +50,8 @@ def adversarial_classifier(config, workdir, train):
     params = classifier.init(base.hidden, init_key)
     return classifier.fit(lambda p, x, y, k: loss(p, x, y, key=k), params, train,
                           steps=cfg.adv_steps, batch_size=base.batch_size,
-                          learning_rate=base.learning_rate, key=fit_key)
+                          learning_rate=base.learning_rate, key=fit_key,
+                          log=(workdir, "adversarial"))
 
   name = f"adversarial_eps{cfg.adv_epsilon:g}_pgd{cfg.adv_pgd_steps}_{cfg.adv_steps}steps"
   return classifier.cached(workdir, name, fit)
