@@ -268,6 +268,9 @@ def test_smoke_run_per_method_family(name, tmp_path, data_dir, user_env):
                                                          "test": 45}
   assert 0.0 <= results["accuracy"] <= 100.0 and results["ci95"] > 0.0
   assert set(results["eval_classes"]).isdisjoint(clinc150.load(data_dir).train.names)
+  for name_ in ("metrics.jsonl", "learning_curves.png", "accuracy.png", "compute.json"):
+    assert os.path.getsize(tmp_path / name_) > 0, name_
+  assert os.listdir(tmp_path / "tensorboard")
   if name == "protonet":  # Any N, own sentences, string labels.
     trained = adapt.load(str(tmp_path), input_shape=(32,))
     support = ["play some jazz", "put on a song", "is it going to rain",

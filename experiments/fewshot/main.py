@@ -84,13 +84,21 @@ def main(argv):
   results["compute"] = loop.compute_summary(workdir)
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=2)
-  if jax.process_index() == 0:
-    label = f"{config.method.name} {ev.ways}-way {ev.shots}-shot"
-    pngs = [plots.learning_curves(workdir),
-            plots.accuracy_with_ci(os.path.join(workdir, "accuracy.png"),
-                                   {label: (accuracy, ci95)},
-                                   title=f"{data.dataset}, {ev.episodes} {ev.split} episodes")]
-    plots.to_tensorboard(workdir, int(state.step), pngs)
+  write_plots(config, workdir, int(state.step), accuracy, ci95)
+
+
+def write_plots(config, workdir, step, accuracy, ci95):
+  """``learning_curves.png`` and ``accuracy.png`` (with its 95% CI), also to TensorBoard."""
+  if jax.process_index() != 0:
+    return
+  ev = config.eval
+  label = f"{config.method.name} {ev.ways}-way {ev.shots}-shot"
+  pngs = [plots.learning_curves(workdir),
+          plots.accuracy_with_ci(os.path.join(workdir, "accuracy.png"),
+                                 {label: (accuracy, ci95)},
+                                 title=f"{config.data.dataset}, {ev.episodes} {ev.split} "
+                                       "episodes")]
+  plots.to_tensorboard(workdir, step, pngs)
 
 
 if __name__ == "__main__":

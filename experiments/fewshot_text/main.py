@@ -72,6 +72,7 @@ def main(argv):
   results["compute"] = loop.compute_summary(workdir)
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=2)
+  fewshot.write_plots(config, workdir, int(state.step), accuracy, ci95)
 
 
 if __name__ == "__main__":
