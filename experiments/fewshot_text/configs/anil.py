@@ -11,22 +11,13 @@ Arguments: a data set (clinc150, trec, fewrel, reuters21578) and 5w1s or 5w5s, o
 ",smoke".
 """
 
-from experiments.fewshot_text.configs import maml
+from experiments.fewshot_text.configs import base, maml
 
 REPRODUCES = dict(
     paper="metalm baseline (no paper figure)",
     table="none: Raghu et al. 2020 report images only",
     metric="accuracy (%), 95% CI",
-    expected={
-        "clinc150,5w1s": "not reported in the paper",
-        "clinc150,5w5s": "not reported in the paper",
-        "trec,5w1s": "not reported in the paper",
-        "trec,5w5s": "not reported in the paper",
-        "fewrel,5w1s": "not reported in the paper",
-        "fewrel,5w5s": "not reported in the paper",
-        "reuters21578,5w1s": "not reported in the paper",
-        "reuters21578,5w5s": "not reported in the paper",
-    },
+    expected=base.NOT_REPORTED,
     main="experiments.fewshot_text.main",
 )
 

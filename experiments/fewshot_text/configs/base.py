@@ -12,6 +12,10 @@ SETTINGS = {"5w1s": (5, 1), "5w5s": (5, 5)}
 DATASETS = {"clinc150": (64, "domain"), "trec": (64, ""), "fewrel": (128, ""),
             "reuters21578": (128, "")}
 
+# Every argument of a text config: no paper reports these settings.
+NOT_REPORTED = {f"{dataset},{setting}": "not reported in the paper"
+                for dataset in DATASETS for setting in SETTINGS}
+
 
 def parse(arg: str | None) -> tuple[str, int, int, bool]:
   """``"trec,5w5s,smoke"`` -> ``("trec", 5, 5, True)``; names the bad part of a bad one."""

@@ -17,16 +17,7 @@ REPRODUCES = dict(
     paper="metalm baseline (no paper figure)",
     table="none: Bertinetto et al. 2019 report images only",
     metric="accuracy (%), 95% CI",
-    expected={
-        "clinc150,5w1s": "not reported in the paper",
-        "clinc150,5w5s": "not reported in the paper",
-        "trec,5w1s": "not reported in the paper",
-        "trec,5w5s": "not reported in the paper",
-        "fewrel,5w1s": "not reported in the paper",
-        "fewrel,5w5s": "not reported in the paper",
-        "reuters21578,5w1s": "not reported in the paper",
-        "reuters21578,5w5s": "not reported in the paper",
-    },
+    expected=base.NOT_REPORTED,
     main="experiments.fewshot_text.main",
 )
 
