@@ -169,6 +169,37 @@ def test_conll2000_smoke(tmp_path, data_dir, user_env):
   assert 0 <= done["scores"]["chunk"]["f1"] <= 100
 
 
+def test_conll2000_transformer_smoke(tmp_path, data_dir, user_env):
+  done = run("conll2000.py:pcgrad,transformer,smoke", tmp_path,
+             {**user_env, "METALM_DATA_DIR": data_dir},
+             "--config.model.attention.name=window")
+  assert done.returncode == 0, done.stderr[-3000:]
+  done = results(tmp_path)
+  assert done["config"]["model"]["trunk"] == "transformer" and done["step"] == 4
+  assert 0 <= done["scores"]["chunk"]["f1"] <= 100
+  assert 0 <= done["scores"]["pos"]["accuracy"] <= 100
+
+
+def test_sentence_tasks_smoke(tmp_path, data_dir, user_env):
+  done = check_smoke_and_resume("sentences.py:famo,smoke", tmp_path,
+                                {**user_env, "METALM_DATA_DIR": data_dir},
+                                ("trec", "polarity", "subjectivity"))
+  assert all(0 <= s["accuracy"] <= 100 for s in done["scores"].values())
+
+
+def test_sentence_tasks_one_task_and_delta_m(tmp_path, data_dir, user_env):
+  """A subset of the tasks trains alone (the single-task baseline runs); delta_m is over
+  the tasks trained, against the baselines the config carries."""
+  done = run("sentences.py:smoke", tmp_path, {**user_env, "METALM_DATA_DIR": data_dir},
+             "--config.data.tasks=polarity")
+  assert done.returncode == 0, done.stderr[-3000:]
+  done = results(tmp_path)
+  assert set(done["scores"]) == set(done["baselines"]) == {"polarity"}
+  score, baseline = done["scores"]["polarity"]["accuracy"], done["baselines"]["polarity"]
+  np.testing.assert_allclose(done["delta_m"], -100 * (score - baseline["accuracy"])
+                             / baseline["accuracy"], rtol=1e-6)
+
+
 @pytest.mark.parametrize("name,tasks", [
     ("nyuv2", ("segmentation", "depth", "normal")),
     ("cityscapes", ("segmentation", "depth")),
@@ -273,3 +304,23 @@ def test_batcher_is_a_function_of_seed_and_step():
   assert not np.array_equal(batcher.batch(0, 9).x, batcher.batch(1, 9).x)
   with pytest.raises(ValueError, match="same number of examples"):
     multitask_data.batcher(x, {"t": x[:5]}, seed=0)
+
+
+def test_joint_batcher_draws_every_task_from_its_own_epochs():
+  x = {"a": np.arange(10)[:, None], "b": 100 + np.arange(7)[:, None]}
+  y = {"a": np.arange(10) * 2, "b": np.arange(7) * 3}
+  batcher = multitask_data.joint_batcher(x, y, seed=1)
+  batch = batcher.batch(0, 3)
+  assert batch.x.shape == (3, 2, 1)
+  np.testing.assert_array_equal(batch.y["a"], 2 * batch.x[:, 0, 0])
+  np.testing.assert_array_equal(batch.y["b"], 3 * (batch.x[:, 1, 0] - 100))
+  # Task b (7 examples, 2 batches of 3 per epoch) starts its second epoch at step 2.
+  epoch_b = np.concatenate([batcher.batch(k, 3).x[:, 1, 0] for k in range(2)])
+  assert len(set(epoch_b.tolist())) == 6
+  epoch_a = np.concatenate([batcher.batch(k, 3).x[:, 0, 0] for k in range(3)])
+  assert len(set(epoch_a.tolist())) == 9
+  np.testing.assert_array_equal(batcher.batch(5, 3).x, batcher.batch(5, 3).x)
+  with pytest.raises(ValueError, match="'b' has 7 inputs but 6 targets"):
+    multitask_data.joint_batcher(x, {**y, "b": y["b"][:6]}, seed=0)
+  with pytest.raises(ValueError, match="one shape per example"):
+    multitask_data.joint_batcher({**x, "b": np.zeros((7, 2))}, y, seed=0)

@@ -1,4 +1,5 @@
-"""Multitask training with any balancer: Multi-MNIST, CoNLL-2000, NYUv2, Cityscapes, QM9.
+"""Multitask training with any balancer: Multi-MNIST, CoNLL-2000, sentence tasks, NYUv2,
+Cityscapes, QM9.
 
   python -m experiments.multitask.main \
       --config=experiments/multitask/configs/multi_mnist.py:pcgrad \
@@ -28,10 +29,11 @@ WORKDIR = flags.DEFINE_string("workdir", None, "Run directory.", required=True)
 
 
 def summarize(config, scores, higher_is_better) -> dict:
-  """``delta_m`` (%, lower is better) against ``config.baselines``, when given."""
-  if not config.baselines:
+  """``delta_m`` (%, lower is better) against ``config.baselines``, when given, over the
+  tasks trained (a run of some of a benchmark's tasks is compared on those)."""
+  baselines = {t: v for t, v in config.baselines.to_dict().items() if t in scores}
+  if not baselines:
     return {}
-  baselines = config.baselines.to_dict()
   return {"delta_m": multitask_eval.delta_m(scores, baselines, higher_is_better),
           "baselines": baselines}
 

@@ -60,13 +60,60 @@ class SplitBatcher(NamedTuple):
     return self.split.batch(rows, augment_rng=rng)
 
 
-def indices(seed: int, num_examples: int, step: int, batch_size: int) -> np.ndarray:
+class JointBatcher(NamedTuple):
+  """Minibatches over tasks with data sets of their own, each read as ``ArrayBatcher``.
+
+  Step ``k`` takes ``B`` examples of every task, task ``t`` from its own epochs (seeded
+  by ``(seed, t)``), and stacks the inputs on axis 1: ``x`` is ``[B, T, ...]`` and
+  ``y[task]`` is ``[B, ...]``. Tasks of different sizes simply go through different
+  numbers of epochs.
+
+  Attributes:
+    x: one array ``[N_t, ...]`` per task (same trailing shape), in the order of ``tasks``.
+    y: ``{task: [N_t, ...]}`` targets.
+    tasks: the task names.
+    seed: seeds every task's permutations.
+  """
+
+  x: tuple[np.ndarray, ...]
+  y: dict
+  tasks: tuple[str, ...]
+  seed: int
+
+  @property
+  def num_examples(self) -> int:
+    return min(len(x) for x in self.x)
+
+  def batch(self, step: int, batch_size: int):
+    rows = [indices((self.seed, t), len(x), step, batch_size) for t, x in enumerate(self.x)]
+    return mtl_step.MultiTaskBatch(
+        np.stack([x[r] for x, r in zip(self.x, rows, strict=True)], axis=1),
+        {task: self.y[task][r] for task, r in zip(self.tasks, rows, strict=True)})
+
+
+def joint_batcher(x: dict, y: dict, *, seed: int) -> JointBatcher:
+  """A ``JointBatcher`` over ``{task: inputs [N_t, ...]}`` and ``{task: targets [N_t, ...]}``."""
+  if set(x) != set(y):
+    raise ValueError(f"x and y need the same tasks; got {sorted(x)} and {sorted(y)}.")
+  tasks = tuple(x)
+  for task in tasks:
+    if len(x[task]) != len(y[task]):
+      raise ValueError(f"Task {task!r} has {len(x[task])} inputs but {len(y[task])} targets.")
+  shapes = {np.shape(v)[1:] for v in x.values()}
+  if len(shapes) != 1:
+    raise ValueError(f"Every task's inputs need one shape per example; got {shapes}.")
+  return JointBatcher(tuple(x[t] for t in tasks), {t: y[t] for t in tasks}, tasks, seed)
+
+
+def indices(seed: int | tuple[int, ...], num_examples: int, step: int,
+            batch_size: int) -> np.ndarray:
   """The example rows of ``step``: a slice of epoch ``step div E``'s permutation."""
   per_epoch = num_examples // batch_size
   if per_epoch < 1:
     raise ValueError(f"batch size {batch_size} exceeds the {num_examples} examples.")
   epoch, offset = divmod(int(step), per_epoch)
-  order = np.random.default_rng([seed, epoch]).permutation(num_examples)
+  order = np.random.default_rng([*np.atleast_1d(seed).tolist(), epoch]).permutation(
+      num_examples)
   return order[offset * batch_size:(offset + 1) * batch_size]
 
 

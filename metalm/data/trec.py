@@ -55,12 +55,12 @@ def load(data_dir=None, *, max_len: int = 64, min_examples: int = 20, num_val: i
   return text_fewshot.make_splits(kept, names, max_len=max_len, tokenizer=tokenizer)
 
 
-def read_questions(path) -> dict[str, list[str]]:
-  """Fine label -> its questions, ``train.txt`` then ``test.txt``."""
+def read_questions(path, members: tuple[str, ...] = MEMBERS) -> dict[str, list[str]]:
+  """Fine label -> its questions from ``members`` in order (``train.txt``, ``test.txt``)."""
   questions = collections.defaultdict(list)
   try:
     with zipfile.ZipFile(path) as archive:
-      for member in MEMBERS:
+      for member in members:
         for number, line in enumerate(archive.read(member).decode("latin-1").splitlines(),
                                       1):
           if not line.strip():

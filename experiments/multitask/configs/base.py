@@ -48,6 +48,13 @@ def common(benchmark: str, balancer: str) -> ml_collections.ConfigDict:
   return config
 
 
+def attention() -> dict:
+  """A transformer trunk's ``attention`` group: a ``metalm.lm.attention`` name and the
+  options of every mechanism (each reads its own and ignores the rest)."""
+  return dict(name="full", window=16, num_global=1, num_features=64, num_buckets=8,
+              chunk_size=16, seed=0)
+
+
 def reference() -> ml_collections.ConfigDict:
   """Every allowed top-level field (their groups are checked by their consumers)."""
   return common("multi_mnist", "equal_weighting")

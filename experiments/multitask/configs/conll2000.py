@@ -13,7 +13,11 @@ sentences. Any balancer:
       --workdir=runs/conll2000_ew
 
 Arguments: a balancer name (``equal_weighting`` by default), ``outer`` (POS at the top
-layer too, the paper's other variant), optionally ``,smoke``.
+layer too, the paper's other variant), ``transformer`` (a 3-block pre-LayerNorm
+transformer, width 128, rotary positions, in place of the bi-LSTM; its attention is
+picked by ``--config.model.attention.name=`` from ``metalm.lm.attention``: ``full``,
+``window`` (sliding window with global tokens), ``favor`` or ``lsh``, whose options are
+the group's other fields), optionally ``,smoke``.
 """
 
 import ml_collections
@@ -32,18 +36,22 @@ REPRODUCES = dict(
     expected={
         "equal_weighting": "in the paper, not transcribed here",
         "equal_weighting,outer": "in the paper, not transcribed here",
+        "equal_weighting,transformer": "not in the paper (a transformer in place of its bi-LSTM)",
     },
     main="experiments.multitask.main",
 )
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  balancer, smoke, variants = base.parse(arg, variants=("outer",))
+  balancer, smoke, variants = base.parse(arg, variants=("outer", "transformer"))
   config = base.common("conll2000", balancer)
   config.data = dict(data_dir="", max_len=0, lowercase=False, min_count=1, num_train=0,
                      num_test=0)
-  config.model = dict(embed_dim=64, hidden=100, num_layers=3,
+  config.model = dict(trunk="bilstm", embed_dim=64, hidden=100, num_layers=3, num_heads=4,
+                      attention=base.attention(),
                       pos_layer=3 if "outer" in variants else 1, chunk_layer=3)
+  if "transformer" in variants:
+    config.model.update(trunk="transformer", embed_dim=128, hidden=256)
   config.batch_size = 32
   config.num_steps = 10 * STEPS_PER_EPOCH
   config.log_every = 50
@@ -52,5 +60,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if smoke:
     config = base.shrink(config)
     config.data.num_train, config.data.num_test = 64, 32
-    config.model.update(embed_dim=8, hidden=8, num_layers=2, chunk_layer=2)
+    config.model.update(embed_dim=8, hidden=8, num_layers=2, num_heads=2, chunk_layer=2)
   return config
