@@ -106,12 +106,20 @@ def test_config_arguments_are_checked():
     configs.parse("maml,reptile")
 
 
+def test_tokenizer_config_defaults_to_bytes_and_sizes_the_model():
+  config = configs.get_config("maml,smoke")
+  assert config.tokenizer.to_dict() == {"name": "byte", "vocab_size": 0}
+  assert config.model.vocab_size == 0  # Set from the tokenizer by main.load_data.
+
+
+# pretrain runs with a BPE tokenizer of 300 ids, the others with the default bytes.
 @pytest.mark.parametrize("name", ["maml", "reptile", "pretrain"])
 def test_smoke_run_trains_and_evaluates(name, tmp_path, data_dir, user_env):
+  bpe = ["--config.tokenizer.name=bpe", "--config.tokenizer.vocab_size=300"]
   result = subprocess.run(
       [sys.executable, "-m", "experiments.lm_adaptation.main",
        f"--config=experiments/lm_adaptation/configs/brown.py:{name},smoke",
-       f"--workdir={tmp_path}"],
+       f"--workdir={tmp_path}", *(bpe if name == "pretrain" else [])],
       cwd=ROOT, capture_output=True, text=True, timeout=600,
       env={**user_env, "METALM_DATA_DIR": data_dir})
   assert result.returncode == 0, result.stderr[-3000:]
@@ -122,3 +130,11 @@ def test_smoke_run_trains_and_evaluates(name, tmp_path, data_dir, user_env):
   for when in ("before", "after"):
     value = results["perplexity"][when]
     assert 1.0 < value["mean"] < 1000.0 and value["ci95"] > 0.0
+  tokenizer = tokenizers.load(str(tmp_path / "tokenizer.json"))
+  assert results["vocab_size"] == results["config"]["model"]["vocab_size"]
+  assert results["vocab_size"] == tokenizer.vocab_size
+  if name == "pretrain":
+    assert 261 < tokenizer.vocab_size <= 300
+    assert results["config"]["tokenizer"] == {"name": "bpe", "vocab_size": 300}
+  else:
+    assert tokenizer == tokenizers.byte_tokenizer()

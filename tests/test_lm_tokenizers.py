@@ -1,6 +1,7 @@
 """Tests for metalm.lm.tokenizers."""
 
 import numpy as np
+import pytest
 
 from metalm.lm import tokenizers
 
@@ -57,3 +58,55 @@ def test_encode_batch_pads_and_masks():
   assert tok.decode(ids_BxL[0]) == "ab"
   short, short_mask = tok.encode_batch(["abcdef"], max_length=3)
   assert short.shape == (1, 3) and short_mask.all()
+
+
+def never_called():
+  raise AssertionError("for_run read the training texts; it should not have.")
+
+
+def test_for_run_byte_writes_the_file_and_ignores_texts(tmp_path):
+  workdir = str(tmp_path / "run")  # Created by for_run.
+  tok = tokenizers.for_run({"name": "byte", "vocab_size": 0}, never_called, workdir)
+  assert tok == tokenizers.byte_tokenizer()
+  assert tokenizers.load(f"{workdir}/{tokenizers.FILENAME}") == tok
+  assert tokenizers.for_run({"name": "byte", "vocab_size": 0}, never_called, workdir) == tok
+
+
+def test_for_run_bpe_trains_saves_and_reloads_on_resume(tmp_path):
+  config = {"name": "bpe", "vocab_size": 300}
+  tok = tokenizers.for_run(config, lambda: CORPUS, str(tmp_path))
+  assert tok == tokenizers.train_bpe(CORPUS, 300) and tok.merges
+  assert tokenizers.load(str(tmp_path / tokenizers.FILENAME)) == tok
+  # Resume: read back, never retrained (the texts are not even asked for).
+  assert tokenizers.for_run(config, never_called, str(tmp_path)) == tok
+  for other in ({"name": "bpe", "vocab_size": 400}, {"name": "byte", "vocab_size": 0}):
+    with pytest.raises(ValueError, match=r"tokenizer\.json holds .*vocab_size=300.*"
+                       r"--config\.tokenizer\.name=bpe --config\.tokenizer\.vocab_size=300"):
+      tokenizers.for_run(other, never_called, str(tmp_path))
+
+
+def test_for_run_early_stop_resumes_with_the_same_config(tmp_path):
+  config = {"name": "bpe", "vocab_size": 5000}  # CORPUS runs out of pairs long before.
+  tok = tokenizers.for_run(config, CORPUS, str(tmp_path))
+  assert tok.vocab_size < 5000
+  assert tokenizers.for_run(config, never_called, str(tmp_path)) == tok
+
+
+def test_for_run_bpe_only_knows_the_texts_it_was_given(tmp_path):
+  train, test_only = ["the cat sat on the mat"] * 3, ["zebra quokka zebra quokka"] * 3
+  tok = tokenizers.for_run({"name": "bpe", "vocab_size": 300}, train, str(tmp_path))
+  pieces = tok.token_bytes()[261:]
+  assert pieces and all(p.decode() in train[0] for p in pieces)
+  leaky = tokenizers.train_bpe(train + test_only, 300)  # The check can fail.
+  assert any(p.decode() not in train[0] for p in leaky.token_bytes()[261:])
+
+
+def test_check_config_names_the_problem():
+  with pytest.raises(ValueError, match=r"Unknown config.tokenizer.name 'wordpiece'; "
+                     "known names: byte, bpe"):
+    tokenizers.check_config({"name": "wordpiece", "vocab_size": 0})
+  with pytest.raises(ValueError, match=r"vocab_size=260 is too small for 'bpe'.*261"):
+    tokenizers.check_config({"name": "bpe", "vocab_size": 260})
+  with pytest.raises(ValueError, match=r"does not apply to 'byte'"):
+    tokenizers.check_config({"name": "byte", "vocab_size": 1024})
+  tokenizers.check_config({"name": "bpe", "vocab_size": 261})

@@ -14,6 +14,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from experiments.fewshot_text import main as fewshot_text_main
 from experiments.fewshot_text.configs import anil, base, maml, protonet, r2d2
 from metalm import models
 from metalm.data import clinc150, episodic, fewrel, reuters21578, text_fewshot, trec
@@ -249,17 +250,22 @@ def test_configs_parse_and_name_what_they_reproduce():
   assert anil.get_config("5w1s").method.name == "anil"
 
 
-def run(config, workdir, env):
+def run(config, workdir, env, *flags):
   return subprocess.run(
       [sys.executable, "-m", "experiments.fewshot_text.main",
-       f"--config=experiments/fewshot_text/configs/{config}", f"--workdir={workdir}"],
-      cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+       f"--config=experiments/fewshot_text/configs/{config}", f"--workdir={workdir}",
+       *flags], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
 
 
+BPE_300 = ("--config.tokenizer.name=bpe", "--config.tokenizer.vocab_size=300")
+
+
+# protonet runs with a BPE tokenizer, maml with the default bytes.
 @pytest.mark.parametrize("name", ["protonet", "maml"])
-def test_smoke_run_per_method_family(name, tmp_path, data_dir, user_env):
-  result = run(f"{name}.py:clinc150,5w1s,smoke", tmp_path, {**user_env,
-                                                            "METALM_DATA_DIR": data_dir})
+def test_smoke_run_per_method_family(name, tmp_path, data_dir, user_env, monkeypatch):
+  env = {**user_env, "METALM_DATA_DIR": data_dir}
+  config = f"{name}.py:clinc150,5w1s,smoke"
+  result = run(config, tmp_path, env, *(BPE_300 if name == "protonet" else ()))
   assert result.returncode == 0, result.stderr[-3000:]
   with open(tmp_path / "results.json") as f:
     results = json.load(f)
@@ -268,14 +274,76 @@ def test_smoke_run_per_method_family(name, tmp_path, data_dir, user_env):
                                                          "test": 45}
   assert 0.0 <= results["accuracy"] <= 100.0 and results["ci95"] > 0.0
   assert set(results["eval_classes"]).isdisjoint(clinc150.load(data_dir).train.names)
-  for name_ in ("metrics.jsonl", "learning_curves.png", "accuracy.png", "compute.json"):
+  for name_ in ("metrics.jsonl", "learning_curves.png", "accuracy.png", "compute.json",
+                "tokenizer.json"):
     assert os.path.getsize(tmp_path / name_) > 0, name_
   assert os.listdir(tmp_path / "tensorboard")
-  if name == "protonet":  # Any N, own sentences, string labels.
-    trained = adapt.load(str(tmp_path), input_shape=(32,))
-    support = ["play some jazz", "put on a song", "is it going to rain",
-               "weather tomorrow", "call mom", "dial my brother"]
-    ids, _ = TOKENIZER.encode_batch(support, max_length=32)
-    labels, probabilities = adapt.adapt_and_predict(
-        trained, ids, np.repeat(["music", "weather", "call"], 2), ids[:2])
-    assert probabilities.shape == (2, 3) and set(labels) <= {"music", "weather", "call"}
+  saved = tokenizers.load(str(tmp_path / "tokenizer.json"))
+  assert results["vocab_size"] == saved.vocab_size
+  if name == "maml":  # Bytes; a run without tokenizer.json (older runs) loads as bytes.
+    assert saved == TOKENIZER
+    os.remove(tmp_path / "tokenizer.json")
+    assert adapt.load(str(tmp_path), input_shape=(32,)).tokenizer == TOKENIZER
+    return
+  # BPE: 300 ids (fewer only if training ran out of pairs), and the model has as many.
+  assert 261 < saved.vocab_size <= 300 and saved.merges
+  trained = adapt.load(str(tmp_path), input_shape=(32,))
+  assert trained.tokenizer == saved
+  assert trained.meta_params["embed"]["embedding"].shape[0] == saved.vocab_size
+  # Any N, own raw sentences (encoded with the run's tokenizer), string labels.
+  support = ["play some jazz", "put on a song", "is it going to rain",
+             "weather tomorrow", "call mom", "dial my brother"]
+  ids = adapt.encode(trained, support)
+  np.testing.assert_array_equal(ids, text_fewshot.encode(support, saved, 32))
+  assert (ids[:, 0] != saved.pad_id).all() and ids.max() >= 261  # Merged tokens.
+  labels, probabilities = adapt.adapt_and_predict(
+      trained, support, np.repeat(["music", "weather", "call"], 2), support[:2])
+  assert probabilities.shape == (2, 3) and set(labels) <= {"music", "weather", "call"}
+  # A resumed run reads tokenizer.json back (the same code path as main) and never
+  # retrains; a different vocab_size stops the run, naming the file and the fix.
+  monkeypatch.setattr(tokenizers, "train_bpe", lambda *a: pytest.fail("retrained"))
+  resumed = protonet.get_config("clinc150,5w1s,smoke")
+  resumed.tokenizer.update(name="bpe", vocab_size=300)
+  assert fewshot_text_main.load_data(resumed, str(tmp_path))[0] == saved
+  result = run(config, tmp_path, env, BPE_300[0], "--config.tokenizer.vocab_size=400")
+  assert result.returncode != 0
+  assert (f"{tmp_path}/tokenizer.json holds the tokenizer this run was started with"
+          in result.stderr), result.stderr[-3000:]
+  assert "--config.tokenizer.vocab_size=300" in result.stderr
+
+
+def test_bpe_is_trained_on_meta_train_texts_only(tmp_path, monkeypatch):
+  write_clinc(tmp_path, queries=4)
+  seen = []
+  train_bpe = tokenizers.train_bpe
+
+  def recording(texts, vocab_size):
+    seen.extend(texts)
+    return train_bpe(seen, vocab_size)
+
+  monkeypatch.setattr(tokenizers, "train_bpe", recording)
+  config = protonet.get_config("clinc150,5w1s,smoke")
+  config.data.data_dir = str(tmp_path)
+  config.tokenizer.update(name="bpe", vocab_size=300)
+  tokenizer, splits = fewshot_text_main.load_data(config, str(tmp_path / "run"))
+  assert sorted(seen) == sorted(t for texts in splits.train.texts for t in texts)
+  held_out = {t for split in (splits.val, splits.test) for texts in split.texts
+              for t in texts}
+  assert held_out and held_out.isdisjoint(seen)
+  # No token spells a held-out-only word ("work", "travel", ...: domain names).
+  train_text = " ".join(seen)
+  assert all(piece.decode() in train_text for piece in tokenizer.token_bytes()[261:])
+  # The splits are encoded with the trained tokenizer, and saved beside the run.
+  assert splits.test.tokens[0][0].max() >= 261
+  assert tokenizers.load(str(tmp_path / "run" / "tokenizer.json")) == tokenizer
+
+
+def test_tokenizer_config_is_checked(tmp_path):
+  config = protonet.get_config("clinc150,5w1s,smoke")
+  assert config.tokenizer.to_dict() == {"name": "byte", "vocab_size": 0}
+  config.tokenizer.name = "sentencepiece"
+  with pytest.raises(ValueError, match="known names: byte, bpe"):
+    fewshot_text_main.load_data(config, str(tmp_path))
+  config.tokenizer.update(name="bpe", vocab_size=100)
+  with pytest.raises(ValueError, match="too small for 'bpe'"):
+    fewshot_text_main.load_data(config, str(tmp_path))

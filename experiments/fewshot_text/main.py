@@ -6,6 +6,9 @@
 
 The data sets (``metalm.data.clinc150``, ``trec``, ``fewrel``, ``reuters21578``) are
 tokenized into UTF-8 bytes and split by class; the model is ``transformer_encoder``.
+Subword tokens instead: ``--config.tokenizer.name=bpe --config.tokenizer.vocab_size=1024``
+trains byte-level BPE on the meta-train texts only and saves it as
+``<workdir>/tokenizer.json`` (read back on resume and by ``metalm.eval.adapt.load``).
 The flags, the evaluation (accuracy with 95% CI on ``config.eval.episodes`` episodes)
 and the training loop are those of ``experiments.fewshot.main``. Re-running the same
 command resumes from the last checkpoint in --workdir.
@@ -22,17 +25,53 @@ from experiments.fewshot import main as fewshot
 from experiments.fewshot_text.configs import base as reference
 from metalm import losses, meta, models, registry
 from metalm.data import clinc150, episodic, fewrel, reuters21578, trec
+from metalm.lm import tokenizers
 from metalm.train import config_check, distributed, loop, optim
 
 DATASETS = {"clinc150": clinc150.load, "trec": trec.load, "fewrel": fewrel.load,
             "reuters21578": reuters21578.load}
 
 
-def load_splits(data):
+def load_splits(data, tokenizer=None):
   """The data set's ``TextSplits`` at ``data.max_len`` tokens (``data.split`` if set)."""
   loader = registry.lookup("dataset in config.data.dataset", data.dataset, DATASETS)
   options = {"split": data.split} if data.split else {}
-  return loader(data.data_dir or None, max_len=data.max_len, **options)
+  return loader(data.data_dir or None, max_len=data.max_len, tokenizer=tokenizer,
+                **options)
+
+
+def load_data(config, workdir):
+  """The run's tokenizer and the splits encoded with it.
+
+  The tokenizer is ``tokenizers.for_run(config.tokenizer, ...)``: BPE is trained on the
+  meta-train texts only (never meta-val or meta-test) and saved to
+  ``<workdir>/tokenizer.json``, or read back from there on resume.
+
+  Returns:
+    ``(tokenizer, splits)``.
+  """
+  byte_splits = []
+
+  def train_texts():  # Only called to train BPE.
+    byte_splits.append(load_splits(config.data))
+    return [text for texts in byte_splits[0].train.texts for text in texts]
+
+  tokenizer = tokenizers.for_run(config.tokenizer, train_texts, workdir)
+  if byte_splits and not tokenizer.merges:
+    return tokenizer, byte_splits[0]
+  return tokenizer, load_splits(config.data, tokenizer)
+
+
+def set_vocab_size(config, tokenizer) -> None:
+  """Sets ``config.model.vocab_size`` to the tokenizer's (an error if set otherwise)."""
+  configured = config.model.get("vocab_size")
+  if configured not in (None, 0, tokenizer.vocab_size):
+    raise ValueError(
+        f"config.model.vocab_size={configured} but the tokenizer (config.tokenizer) has "
+        f"{tokenizer.vocab_size} ids; leave config.model.vocab_size out: it is set from "
+        "the tokenizer.")
+  with config.unlocked():
+    config.model.vocab_size = tokenizer.vocab_size
 
 
 def main(argv):
@@ -42,9 +81,11 @@ def main(argv):
   config_check.check_fields(
       config, reference.text("clinc150", 5, 1, method={}, head=False),
       free=("method", "model", "outer_optimizer"))
+  tokenizers.check_config(config.tokenizer)
   start = time.perf_counter()
   data = config.data
-  splits = load_splits(data)
+  tokenizer, splits = load_data(config, workdir)
+  set_vocab_size(config, tokenizer)
   model = models.build(config.model, (1, data.max_len))
   learner = meta.build(config.method, model, loss_fn=losses.cross_entropy,
                        num_ways=data.ways)
@@ -66,8 +107,9 @@ def main(argv):
              "eval_split": ev.split, "ways": ev.ways, "shots": ev.shots,
              "classes": {name: len(split.names) for name, split in splits._asdict().items()},
              "eval_classes": list(getattr(splits, ev.split).names),
-             "norm": model.norm, "step": int(state.step), "accuracy": accuracy,
-             "ci95": ci95, "wall_clock_s": time.perf_counter() - start,
+             "norm": model.norm, "vocab_size": tokenizer.vocab_size,
+             "step": int(state.step), "accuracy": accuracy, "ci95": ci95,
+             "wall_clock_s": time.perf_counter() - start,
              "config": json.loads(config.to_json())}
   results["compute"] = loop.compute_summary(workdir)
   with open(os.path.join(workdir, "results.json"), "w") as f:

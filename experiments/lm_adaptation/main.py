@@ -12,6 +12,11 @@ sentences. The fine-tuning is the same for every method (``config.eval``), so th
 baseline gets the same adaptation as the meta-learned initializations. ``results.json``
 holds per-genre and pooled perplexities with 95% CIs over episodes. Re-running the same
 command resumes from the last checkpoint in --workdir.
+
+Subword tokens instead of bytes: ``--config.tokenizer.name=bpe
+--config.tokenizer.vocab_size=1024`` trains byte-level BPE on the meta-train genres'
+sentences only, saves it as ``<workdir>/tokenizer.json`` (read back on resume) and sizes
+the LM's vocabulary from it.
 """
 
 import json
@@ -29,7 +34,7 @@ from metalm import meta
 from metalm.data import brown
 from metalm.eval import episodic as episodic_eval
 from metalm.eval import plots
-from metalm.lm import losses, transformer
+from metalm.lm import losses, tokenizers, transformer
 from metalm.meta import maml
 from metalm.train import config_check, distributed, loop, optim
 
@@ -39,6 +44,37 @@ WORKDIR = flags.DEFINE_string("workdir", None, "Run directory.", required=True)
 
 def build_model(config: ml_collections.ConfigDict):
   return transformer.lm_model({**config.model.to_dict(), "seq_len": config.data.max_len})
+
+
+def load_data(config, workdir):
+  """The run's tokenizer and the Brown splits encoded with it.
+
+  The tokenizer is ``tokenizers.for_run(config.tokenizer, ...)``: BPE is trained on the
+  meta-train genres' sentences only and saved to ``<workdir>/tokenizer.json``, or read
+  back from there on resume. ``config.model.vocab_size`` (0: unset) is set to its size.
+
+  Returns:
+    ``(tokenizer, splits)``.
+  """
+  data = config.data
+  byte_splits = []
+
+  def train_texts():  # Only called to train BPE.
+    byte_splits.append(brown.load(data.data_dir or None, max_len=data.max_len))
+    return [text for texts in byte_splits[0].train.texts for text in texts]
+
+  tokenizer = tokenizers.for_run(config.tokenizer, train_texts, workdir)
+  configured = config.model.vocab_size
+  if configured not in (0, tokenizer.vocab_size):
+    raise ValueError(
+        f"config.model.vocab_size={configured} but the tokenizer (config.tokenizer) has "
+        f"{tokenizer.vocab_size} ids; leave config.model.vocab_size at 0: it is set from "
+        "the tokenizer.")
+  config.model.vocab_size = tokenizer.vocab_size
+  if byte_splits and not tokenizer.merges:
+    return tokenizer, byte_splits[0]
+  return tokenizer, brown.load(data.data_dir or None, max_len=data.max_len,
+                               tokenizer=tokenizer)
 
 
 def evaluate(config, model, state, split) -> dict:
@@ -85,9 +121,10 @@ def main(argv):
   config, workdir = CONFIG.value, WORKDIR.value
   config_check.check_fields(config, reference.get_config("maml"),
                             free=("method", "model", "outer_optimizer"))
+  tokenizers.check_config(config.tokenizer)
   start = time.perf_counter()
   data = config.data
-  splits = brown.load(data.data_dir or None, max_len=data.max_len)
+  tokenizer, splits = load_data(config, workdir)
   model = build_model(config)
   learner = meta.build(config.method, model, loss_fn=losses.lm_loss)
   state = loop.train(
@@ -108,7 +145,8 @@ def main(argv):
              "genres": {name: list(split.names) for name, split in splits._asdict().items()},
              "sentences": {name: [len(t) for t in split.tokens]
                            for name, split in splits._asdict().items()},
-             "step": int(state.step), "perplexity": perplexity,
+             "vocab_size": tokenizer.vocab_size, "step": int(state.step),
+             "perplexity": perplexity,
              "wall_clock_s": time.perf_counter() - start,
              "config": json.loads(config.to_json())}
   results["compute"] = loop.compute_summary(workdir)

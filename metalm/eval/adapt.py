@@ -5,9 +5,16 @@
 
 ``support_y`` may hold any labels (ints or strings); predictions use the same labels.
 Inputs follow the training pipeline's convention (e.g. Omniglot: float32 in [0, 1],
-28x28x1).
+28x28x1). For text models the run's tokenizer (``<workdir>/tokenizer.json``, the byte
+tokenizer when absent) is ``trained.tokenizer``; ``encode(trained, texts)`` gives the
+token ids training used, and raw strings may be passed as ``support_x`` / ``query_x``:
+
+  trained = adapt.load("runs/clinc150_protonet_5w1s", input_shape=(64,))
+  labels, _ = adapt.adapt_and_predict(trained, ["play jazz", "rain today?"],
+                                      ["music", "weather"], ["will it snow"])
 """
 
+import os
 from typing import Any, NamedTuple, Sequence
 
 import jax
@@ -16,6 +23,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from metalm import losses, meta, models, types, validate
+from metalm.data import text_fewshot
+from metalm.lm import tokenizers
 from metalm.meta import base
 from metalm.train import checkpoint, optim
 
@@ -28,14 +37,18 @@ class Trained(NamedTuple):
   meta_params: Any
   model_state: Any
   input_shape: tuple[int, ...]
+  # The run's tokenizer (text models): its tokenizer.json, else the byte tokenizer.
+  tokenizer: tokenizers.Tokenizer = tokenizers.byte_tokenizer()
 
 
 def load(workdir: str, *, input_shape: Sequence[int]) -> Trained:
   """Restores the latest checkpoint of a few-shot run (``experiments/fewshot``).
 
   Args:
-    workdir: the run's ``--workdir``.
-    input_shape: the shape of one input example, e.g. ``(28, 28, 1)``.
+    workdir: the run's ``--workdir``; its ``tokenizer.json``, if any, becomes
+      ``tokenizer`` (else the byte tokenizer).
+    input_shape: the shape of one input example, e.g. ``(28, 28, 1)``; for text, the
+      run's ``config.data.max_len`` as ``(max_len,)``.
   """
   manager = ocp.CheckpointManager(f"{workdir}/checkpoints")
   step = manager.latest_step()
@@ -46,6 +59,15 @@ def load(workdir: str, *, input_shape: Sequence[int]) -> Trained:
   manager.close()
   config = ml_collections.ConfigDict(saved.config)
   input_shape = tuple(input_shape)
+  path = os.path.join(workdir, tokenizers.FILENAME)
+  tokenizer = tokenizers.load(path) if os.path.exists(path) else tokenizers.byte_tokenizer()
+  vocab_size = config.model.get("vocab_size")
+  if config.model.name in _TOKEN_MODELS and vocab_size not in (None,
+                                                               tokenizer.vocab_size):
+    raise ValueError(f"The model of {workdir} has {vocab_size} token ids but "
+                     f"{path if os.path.exists(path) else 'the byte tokenizer'} has "
+                     f"{tokenizer.vocab_size}: the run's tokenizer.json is missing or "
+                     "was replaced.")
   model = models.build(config.model, (1,) + input_shape)
   learner = _learner(config, model, config.data.ways)
   outer_tx = optim.build(config.outer_optimizer, "config.outer_optimizer")
@@ -54,7 +76,22 @@ def load(workdir: str, *, input_shape: Sequence[int]) -> Trained:
   ckpt = checkpoint.Checkpointer(workdir, config)
   state = ckpt.restore(abstract)
   ckpt.close()
-  return Trained(config, model, state.params, state.model_state, input_shape)
+  return Trained(config, model, state.params, state.model_state, input_shape, tokenizer)
+
+
+def encode(trained: Trained, texts: Sequence[str]) -> np.ndarray:
+  """``[len(texts), L]`` int32 token ids of raw ``texts``, as training encoded them.
+
+  The run's tokenizer, truncated and right-padded to ``L = input_shape[0]`` (the run's
+  ``config.data.max_len``) like ``metalm.data.text_fewshot.encode``.
+  """
+  if trained.config.model.name not in _TOKEN_MODELS or len(trained.input_shape) != 1:
+    raise ValueError(f"encode is for text models with input_shape (max_len,); this run's "
+                     f"model is {trained.config.model.name!r} with input_shape "
+                     f"{trained.input_shape}.")
+  if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+    raise ValueError("texts must be a sequence of strings.")
+  return text_fewshot.encode(list(texts), trained.tokenizer, trained.input_shape[0])
 
 
 def adapt_and_predict(trained: Trained, support_x, support_y, query_x, *,
@@ -63,9 +100,10 @@ def adapt_and_predict(trained: Trained, support_x, support_y, query_x, *,
 
   Args:
     trained: from ``load``.
-    support_x: ``[S, *input_shape]`` examples.
+    support_x: ``[S, *input_shape]`` examples (text models: token ids, or ``S``
+      strings, encoded with ``encode``).
     support_y: ``[S]`` labels of any hashable kind; N = number of distinct labels.
-    query_x: ``[Q, *input_shape]`` examples.
+    query_x: ``[Q, *input_shape]`` examples (or ``Q`` strings, as ``support_x``).
     inner_steps: test-time inner steps for gradient-based learners (default: the
       run's ``config.eval.inner_steps``).
     seed: seeds the dropout keys, if the model has dropout.
@@ -75,6 +113,9 @@ def adapt_and_predict(trained: Trained, support_x, support_y, query_x, *,
     j-th label of ``np.unique(support_y)``.
   """
   dtype = _input_dtype(trained)
+  if dtype == np.int32:
+    support_x, query_x = (encode(trained, x) if _is_texts(x) else x
+                          for x in (support_x, query_x))
   support_x = validate.numeric_array(support_x, "support_x", dtype=dtype)
   query_x = validate.numeric_array(query_x, "query_x", dtype=dtype)
   support_y = np.asarray(support_y)
@@ -105,6 +146,11 @@ _TOKEN_MODELS = ("transformer_encoder",)
 
 def _input_dtype(trained: Trained):
   return np.int32 if trained.config.model.name in _TOKEN_MODELS else np.float32
+
+
+def _is_texts(x) -> bool:
+  return (isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.dtype.kind in
+          "UO")) and len(x) > 0 and all(isinstance(t, str) for t in x)
 
 
 def _learner(config, model, num_ways, **overrides):

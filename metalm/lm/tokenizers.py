@@ -10,13 +10,18 @@ Reference: Sennrich, Haddow & Birch, 2016, arXiv:1508.07909 (BPE).
 import collections
 import dataclasses
 import json
+import os
 import re
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<mask>", "<unk>")
 NUM_BYTES = 256
+# A run's tokenizer, beside its checkpoints (see ``for_run``).
+FILENAME = "tokenizer.json"
+# ``config.tokenizer.name`` values that ``for_run`` takes.
+NAMES = ("byte", "bpe")
 # Splits text into words with their leading space, digit runs, punctuation runs and
 # whitespace, so merges never cross word boundaries. Every character matches one branch,
 # so the pieces always concatenate back to the text.
@@ -111,6 +116,85 @@ def load(path: str) -> Tokenizer:
   if data.get("format") != "metalm-byte-bpe" or tuple(data["specials"]) != SPECIALS:
     raise ValueError(f"{path} is not a metalm byte-level tokenizer file.")
   return Tokenizer(tuple((int(a), int(b)) for a, b in data["merges"]))
+
+
+def check_config(config: Mapping, where: str = "config.tokenizer") -> None:
+  """Raises ValueError unless ``config`` (``name``, ``vocab_size``) names a tokenizer.
+
+  ``name`` is one of ``NAMES``; ``"bpe"`` needs ``vocab_size`` >= 261 (the bytes and
+  special tokens), ``"byte"`` takes 0 (or 261, its size).
+  """
+  name, vocab_size = config["name"], config["vocab_size"]
+  base = NUM_BYTES + len(SPECIALS)
+  if name not in NAMES:
+    raise ValueError(f"Unknown {where}.name {name!r}; known names: {', '.join(NAMES)}.")
+  if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
+    raise ValueError(f"{where}.vocab_size must be an integer; got {vocab_size!r}.")
+  if name == "bpe" and vocab_size < base:
+    raise ValueError(f"{where}.vocab_size={vocab_size} is too small for 'bpe': it needs "
+                     f"at least {base} ids ({NUM_BYTES} bytes and {len(SPECIALS)} special "
+                     "tokens) plus the merges, e.g. 1024.")
+  if name == "byte" and vocab_size not in (0, base):
+    raise ValueError(f"{where}.vocab_size={vocab_size} does not apply to 'byte' (always "
+                     f"{base} ids): leave it 0, or set {where}.name='bpe'.")
+
+
+def for_run(config: Mapping, train_texts: Iterable[str] | Callable[[], Iterable[str]],
+            workdir: str) -> Tokenizer:
+  """The tokenizer of a run: ``<workdir>/tokenizer.json`` if it exists, else made and saved.
+
+  A new run gets the byte tokenizer (``config["name"] == "byte"``) or byte-level BPE
+  trained by ``train_bpe`` on ``train_texts`` up to ``config["vocab_size"]`` ids
+  (``"bpe"``; deterministic for the same texts in the same order); either is written to
+  ``<workdir>/tokenizer.json`` before it is returned. A resumed run reads the file back
+  and never retrains. Pass only the meta-train texts: whatever is passed shapes the merges.
+
+  Args:
+    config: ``name`` and ``vocab_size`` (``config.tokenizer``; see ``check_config``).
+    train_texts: the texts to train BPE on, or a function returning them (called only
+      when BPE is trained, so a resumed run need not read them).
+    workdir: the run directory (created if missing).
+
+  Raises:
+    ValueError: a bad ``config``, or an existing file made for another ``config`` (the
+      message names the file, what it holds, and the flags that resume the run).
+  """
+  check_config(config)
+  wanted = _settings(config["name"], config["vocab_size"])
+  path = os.path.join(workdir, FILENAME)
+  if os.path.exists(path):
+    tokenizer = load(path)
+    with open(path, encoding="utf-8") as f:
+      saved = json.load(f).get("trained_for") or _settings(
+          "bpe" if tokenizer.merges else "byte", tokenizer.vocab_size)
+    if saved != wanted:
+      raise ValueError(
+          f"{path} holds the tokenizer this run was started with (name={saved['name']!r}, "
+          f"vocab_size={saved['vocab_size']}), but config.tokenizer asks for "
+          f"name={wanted['name']!r}, vocab_size={wanted['vocab_size']}. Resume with "
+          f"--config.tokenizer.name={saved['name']} "
+          f"--config.tokenizer.vocab_size={saved['vocab_size']}, or start a new run in "
+          "another --workdir (deleting the file would not match the checkpoints).")
+    return tokenizer
+  if wanted["name"] == "byte":
+    tokenizer = byte_tokenizer()
+  else:
+    texts = train_texts() if callable(train_texts) else train_texts
+    tokenizer = train_bpe(texts, wanted["vocab_size"])
+  os.makedirs(workdir, exist_ok=True)
+  partial = f"{path}.{os.getpid()}.partial"
+  tokenizer.save(partial)
+  with open(partial, encoding="utf-8") as f:
+    data = json.load(f)
+  with open(partial, "w", encoding="utf-8") as f:
+    json.dump({**data, "trained_for": wanted}, f)
+  os.replace(partial, path)  # Atomic: a killed run leaves no half-written file.
+  return tokenizer
+
+
+def _settings(name: str, vocab_size: int) -> dict:
+  """What a tokenizer file was made for; the byte tokenizer has one size."""
+  return {"name": name, "vocab_size": 0 if name == "byte" else int(vocab_size)}
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:

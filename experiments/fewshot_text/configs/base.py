@@ -48,6 +48,10 @@ def text(dataset: str, ways: int, shots: int, *, method: dict,
                       dim=64, depth=2, num_heads=4, norm="none")
   config.data = dict(dataset=dataset, split=split, data_dir="", max_len=max_len,
                      ways=ways, shots=shots, queries=15)
+  # "byte" (vocab_size 0), or "bpe" with vocab_size >= 261: byte-level BPE trained on the
+  # meta-train texts and kept in <workdir>/tokenizer.json. The model's vocabulary
+  # (config.model.vocab_size) is set from it.
+  config.tokenizer = dict(name="byte", vocab_size=0)
   config.outer_optimizer = dict(name="adam", learning_rate=1e-3)
   config.meta_batch_size = 4
   config.num_steps = 5_000

@@ -20,7 +20,8 @@ the K support sentences.
       --config=experiments/lm_adaptation/configs/brown.py:maml \
       --workdir=runs/lm_adaptation_brown_maml
 
-Arguments: ``maml``, ``reptile`` or ``pretrain``, optionally with ``,smoke``.
+Arguments: ``maml``, ``reptile`` or ``pretrain``, optionally with ``,smoke``. Subword
+tokens: ``--config.tokenizer.name=bpe --config.tokenizer.vocab_size=1024``.
 """
 
 import ml_collections
@@ -59,10 +60,13 @@ def get_config(arg: str | None = "maml") -> ml_collections.ConfigDict:
   config.seed = 0
   config.variant = name
   config.method = METHODS[name]
-  # vocab_size: the byte tokenizer's 256 bytes and 5 special tokens.
-  config.model = dict(kind="decoder", vocab_size=261, dim=128, depth=2, num_heads=4,
+  # vocab_size 0: the tokenizer's (261 for bytes: 256 bytes and 5 special tokens).
+  config.model = dict(kind="decoder", vocab_size=0, dim=128, depth=2, num_heads=4,
                       tie_embeddings=True)
   config.data = dict(data_dir="", max_len=128, shots=5, queries=10, train_queries=10)
+  # "byte" (vocab_size 0), or "bpe" with vocab_size >= 261: byte-level BPE trained on the
+  # meta-train genres' sentences, kept in <workdir>/tokenizer.json.
+  config.tokenizer = dict(name="byte", vocab_size=0)
   config.outer_optimizer = dict(name="adam", learning_rate=1e-3)
   config.meta_batch_size = 4
   config.num_steps = 3_000
