@@ -1,5 +1,9 @@
 """Test-wide JAX settings: 8 CPU devices, no implicit rank promotion.
 
+Under ``CI`` the property tests draw the same examples on every run (hypothesis
+``derandomize``), so a red CI always points at a reproducible example; locally they keep
+exploring new ones.
+
 Strict dtype promotion is the ``strict_promotion`` fixture rather than global: optax's
 Adam computes ``decay ** count`` with an int32 count, which strict promotion rejects.
 """
@@ -11,8 +15,13 @@ flags = os.environ.get("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in flags:
   os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count=8".strip()
 
+import hypothesis  # noqa: E402
 import jax  # noqa: E402  (after XLA_FLAGS)
 import pytest  # noqa: E402
+
+hypothesis.settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+  hypothesis.settings.load_profile("ci")
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

@@ -25,7 +25,7 @@ from typing import Any, Iterator, NamedTuple, Sequence
 import jax
 import numpy as np
 
-from metalm import types
+from metalm import types, validate
 
 
 class EpisodicSampler(NamedTuple):
@@ -115,9 +115,9 @@ def sampler(
     raise ValueError("classes must be a 1-D array of distinct class indices.")
   if len(classes) and (classes.min() < 0 or classes.max() >= len(counts_C)):
     raise ValueError(f"classes must lie in [0, {len(counts_C)}).")
-  if ways < 1 or shots < 1 or queries < 0 or seed < 0:
-    raise ValueError(f"Need ways >= 1, shots >= 1, queries >= 0, seed >= 0; got "
-                     f"{ways=}, {shots=}, {queries=}, {seed=}.")
+  for name, value, minimum in (("ways", ways, 1), ("shots", shots, 1),
+                               ("queries", queries, 0), ("seed", seed, 0)):
+    validate.integer(value, name, minimum=minimum)
   if len(classes) < ways:
     raise ValueError(f"A {ways}-way episode needs {ways} classes; the split has "
                      f"{len(classes)}.")
