@@ -31,8 +31,13 @@ def smoke_run(tmp_path_factory):
 
 def assert_pngs(workdir, names):
   for name in names:
+    assert os.path.getsize(workdir / name) > 0, name
     with open(workdir / name, "rb") as f:
       assert f.read(8) == b"\x89PNG\r\n\x1a\n", name
+
+
+def assert_percent(result):
+  assert 0.0 <= result["accuracy"] <= 100.0 and result["ci95"] >= 0.0, result
 
 
 def test_classifier_learns(smoke_run):
@@ -96,6 +101,82 @@ def test_every_training_is_logged(smoke_run):
     rows = [json.loads(line) for line in f]
   models = {row["model"] for row in rows}
   assert {"classifier", "adversarial", "teacher", "student", "student_kd", "source_only",
-          "dann"} <= models
+          "dann", "maml_digits", "text_transformer", "teacher_mnist", "teacher_fashion_mnist",
+          "student_multi_kd", "student_multi_labels", "float32_finetuned",
+          "domain_meta"} <= models
   assert all(row["step"] > 0 and row["loss"] == row["loss"] for row in rows)  # Not NaN.
   assert glob.glob(str(workdir / "tensorboard" / "events.out.tfevents.*"))
+
+
+def test_adapted_saliency_and_attention_maps(smoke_run):
+  workdir, results = smoke_run
+  explain = results["explain"]
+  adapted = explain["adapted_saliency"]
+  assert adapted["pngs"] == ["adapted_saliency.png"]
+  assert set(adapted["train_digits"]).isdisjoint(adapted["test_digits"])
+  assert_percent(adapted["heldout_accuracy"])
+  task = adapted["explained_task"]
+  assert 0.0 <= task["query_accuracy_before"] <= 100.0
+  assert 0.0 <= task["query_accuracy_after"] <= 100.0
+  assert task["saliency_change"] > 0.0  # Adaptation changed what the model looks at.
+  attention = explain["attention_maps"]
+  if "skipped" in attention:  # No CLINC150 in the data dir.
+    pytest.skip(attention["skipped"])
+  assert attention["pngs"] == ["attention_maps.png"]
+  assert 0.0 <= attention["test_accuracy"] <= 1.0
+  assert len(attention["map_shapes"]) == attention["depth"]
+  for shape in attention["map_shapes"]:
+    assert shape == [1, attention["num_heads"], attention["tokens"], attention["tokens"]]
+  assert attention["row_sums_max_error"] < 1e-4
+  assert {"explain.png", "adapted_saliency.png", "attention_maps.png"} <= set(explain["pngs"])
+  assert_pngs(workdir, explain["pngs"])
+
+
+def test_multi_teacher_student_has_an_accuracy_per_task(smoke_run):
+  workdir, results = smoke_run
+  multi = results["distillation"]["multi_teacher"]
+  if "skipped" in multi:
+    pytest.skip(multi["skipped"])
+  tasks = set(multi["tasks"])
+  assert len(tasks) >= 2
+  for model in ("teachers", "student_multi_kd", "student_multi_labels"):
+    assert set(multi["accuracy"][model]) == tasks, model
+    assert all(0.0 <= a <= 1.0 for a in multi["accuracy"][model].values())
+  assert all(a > 0.5 for a in multi["accuracy"]["teachers"].values())
+  assert_pngs(workdir, multi["pngs"])
+
+
+def test_float32_fine_tuned_as_long_as_qat_and_pruning(smoke_run):
+  _, results = smoke_run
+  config = results["config"]["compression"]
+  rows = {row["name"]: row for row in results["compression"]["rows"]}
+  tuned = rows["float32_finetuned"]
+  assert tuned["steps"] == max(config["qat_steps"], config["finetune_steps"])
+  assert tuned["steps"] == rows["qat_int4_weights"]["steps"] == rows["pruned_0.5"]["steps"]
+  assert 0.85 < tuned["accuracy"] <= 1.0
+  assert tuned["bytes"] == rows["float32"]["bytes"]
+
+
+def test_domain_meta_holds_out_angles(smoke_run):
+  workdir, results = smoke_run
+  meta = results["domain_meta"]
+  assert meta["heldout_angles"] and meta["train_angles"]
+  assert set(meta["heldout_angles"]).isdisjoint(meta["train_angles"])
+  accuracy = meta["accuracy_percent"]
+  assert set(accuracy["meta_trained"]) == (
+      {f"train_{a:g}" for a in meta["train_angles"]}
+      | {f"heldout_{a:g}" for a in meta["heldout_angles"]})
+  assert set(accuracy["no_meta_training"]) == {f"heldout_{a:g}" for a in meta["heldout_angles"]}
+  for per_angle in accuracy.values():
+    for result in per_angle.values():
+      assert_percent(result)
+      assert result["episodes"] == meta["eval_episodes"]
+  assert_pngs(workdir, meta["pngs"])
+
+
+def test_domain_meta_rejects_overlapping_angles():
+  config = tools_config.get_config("domain_meta,smoke")
+  config.domain_meta.heldout_angles = (30.0,)
+  from experiments.tools import domain_meta
+  with pytest.raises(ValueError, match="also training angles"):
+    domain_meta.run(config, "unused")

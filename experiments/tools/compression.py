@@ -76,6 +76,18 @@ def run(config, workdir, params, train, test):
   rows = [{"name": "float32", "bits": 32, "sparsity": 0.0, "accuracy": acc(params),
            "bytes": disk_bytes(os.path.join(files, "float32.npz"), float_arrays(params))}]
 
+  # float32 fine-tuned as long as QAT and pruning are (same rate and loss), like for like.
+  extra = max([cfg.qat_steps] * bool(cfg.qat_bits) + [cfg.finetune_steps] * bool(cfg.sparsities),
+              default=0)
+  tuned32 = classifier.fit(lambda p, x, y, k: classifier.cross_entropy(p, x, y), params, train,
+                           steps=extra, batch_size=base.batch_size,
+                           learning_rate=cfg.qat_learning_rate, key=jax.random.fold_in(key, 32),
+                           log=(workdir, "float32_finetuned"))
+  rows.append({"name": "float32_finetuned", "bits": 32, "sparsity": 0.0, "steps": extra,
+               "accuracy": acc(tuned32),
+               "bytes": disk_bytes(os.path.join(files, "float32_finetuned.npz"),
+                                   float_arrays(tuned32))})
+
   for bits in cfg.bits:  # Post-training per-channel weight quantization.
     qparams = compression.quantize_params(params, bits)
     rows.append({"name": f"ptq_int{bits}_weights", "bits": bits, "sparsity": 0.0,
@@ -135,6 +147,7 @@ def plot(path, rows):
   by_name = {row["name"]: row for row in rows}
   float32 = by_name["float32"]
   series = {
+      "float32 fine-tuned": [by_name["float32_finetuned"]],
       "PTQ weights": [float32] + [r for r in rows if r["name"].startswith("ptq_int")
                                   and r["name"].endswith("_weights")],
       "PTQ int8 weights + activations": [r for r in rows if "activations" in r["name"]],
@@ -145,7 +158,7 @@ def plot(path, rows):
   }
   fig = Figure(figsize=(7, 4.5))
   ax = fig.subplots()
-  for (label, points), marker in zip(series.items(), "osD^v", strict=True):
+  for (label, points), marker in zip(series.items(), "*osD^v", strict=True):
     if not points:
       continue
     ax.plot([r["bytes"] for r in points], [100 * r["accuracy"] for r in points],

@@ -1,4 +1,8 @@
-"""Gradient attributions of the MNIST classifier, drawn as a grid of test digits."""
+"""Gradient attributions of the MNIST classifier, drawn as a grid of test digits.
+
+The study also runs ``adapted`` (saliency of a meta-learned model before and after
+few-shot adaptation) and ``attention`` (attention maps of a tiny text transformer).
+"""
 
 import os
 
@@ -7,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-from experiments.tools import classifier
+from experiments.tools import adapted, attention, classifier
 from metalm.tools import explain
 
 METHODS = ("saliency", "gradient x input", "integrated gradients", "SmoothGrad")
@@ -68,9 +72,14 @@ def run(config, workdir, params, test):
   png = grid(os.path.join(workdir, "explain.png"), x, y_test[:cfg.num_examples],
              np.asarray(predictions), maps)
   xc = jnp.asarray(x_test[:cfg.completeness_examples])
-  return {
+  results = {
       "methods": list(METHODS),
       "explained_class": "predicted",
       "ig_completeness": completeness(fn, xc, jnp.argmax(fn(xc), -1), cfg.ig_steps),
       "pngs": [os.path.basename(png)],
   }
+  # Saliency of a meta-learned model before / after few-shot adaptation; attention maps.
+  for name, part in (("adapted_saliency", adapted), ("attention_maps", attention)):
+    results[name] = part.run(config, workdir)
+    results["pngs"] += results[name]["pngs"]
+  return results

@@ -15,7 +15,15 @@ import time
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from experiments.tools import classifier, compression, distillation, domain, explain, robustness
+from experiments.tools import (
+    classifier,
+    compression,
+    distillation,
+    domain,
+    domain_meta,
+    explain,
+    robustness,
+)
 from experiments.tools.configs import mnist as reference_config
 from metalm.train import config_check
 
@@ -33,6 +41,8 @@ def run_study(study, config, workdir, params, train, test):
     return compression.run(config, workdir, params, train, test)
   if study == "distillation":
     return distillation.run(config, workdir, train, test)
+  if study == "domain_meta":
+    return domain_meta.run(config, workdir)
   return domain.run(config, workdir, train, config.data.num_test)
 
 
