@@ -138,3 +138,9 @@ def test_smoke_run_trains_and_evaluates(name, tmp_path, data_dir, user_env):
     assert results["config"]["tokenizer"] == {"name": "bpe", "vocab_size": 300}
   else:
     assert tokenizer == tokenizers.byte_tokenizer()
+  # Fine-tuning chosen on the meta-val genres: the grid's argmin, then used on test.
+  tuning = results["fine_tuning"]
+  assert tuning["selected_on"] == "val" and len(tuning["grid"]) == 2
+  assert tuning["grid"][f"{tuning['learning_rate']},{tuning['inner_steps']}"] == min(
+      tuning["grid"].values())
+  assert results["inner_steps"] == tuning["inner_steps"]

@@ -8,8 +8,9 @@ Trains a byte-level ``metalm.lm.transformer.DecoderLM`` initialization on the me
 genres of ``metalm.data.brown`` (MAML, Reptile, or the multi-genre pretraining baseline,
 all through ``metalm.train.loop.train``), then, on every held-out genre, measures the
 perplexity of query sentences before adaptation and after fine-tuning on K support
-sentences. The fine-tuning is the same for every method (``config.eval``), so the
-baseline gets the same adaptation as the meta-learned initializations. ``results.json``
+sentences. The fine-tuning is chosen the same way for every method: the rate and step
+count of ``config.eval.select``'s grid with the lowest perplexity on the meta-validation
+genres, so the baseline gets an adaptation as well tuned as the meta-learned ones. ``results.json``
 holds per-genre and pooled perplexities with 95% CIs over episodes. Re-running the same
 command resumes from the last checkpoint in --workdir.
 
@@ -77,17 +78,24 @@ def load_data(config, workdir):
                                tokenizer=tokenizer)
 
 
-def evaluate(config, model, state, split) -> dict:
+def evaluate(config, model, state, split, *, episodes=None, inner_optimizer=None,
+             inner_steps=None) -> dict:
   """Query perplexity per held-out genre, before and after fine-tuning on the support.
 
-  Each genre gets ``config.eval.episodes`` episodes of K support and Q query sentences;
-  an episode's perplexity is ``exp`` of its mean next-token loss on the query tokens.
+  Each genre gets ``episodes`` (``config.eval.episodes``) episodes of K support and Q
+  query sentences; an episode's perplexity is ``exp`` of its mean next-token loss on the
+  query tokens. The fine-tuning is ``inner_steps`` steps of ``inner_optimizer`` (by
+  default ``config.eval``'s).
 
   Returns:
     ``{"genres": {genre: {"before"|"after": {"mean", "ci95"}}}, "before": ...,
     "after": ...}``, the last two pooled over every episode of every genre.
   """
-  ev = config.eval
+  ev = config.eval.copy_and_resolve_references()
+  ev.unlock()
+  ev.episodes = episodes or ev.episodes
+  ev.inner_optimizer = inner_optimizer or ev.inner_optimizer
+  ev.inner_steps = ev.inner_steps if inner_steps is None else inner_steps
   tx = optim.build(ev.inner_optimizer, "config.eval.inner_optimizer")
   learners = {"before": maml.maml(model, losses.lm_loss, inner_tx=tx, inner_steps=0),
               "after": maml.maml(model, losses.lm_loss, inner_tx=tx,
@@ -115,6 +123,34 @@ def evaluate(config, model, state, split) -> dict:
   return out
 
 
+def select_fine_tuning(config, model, state, split) -> dict:
+  """The fine-tuning rate and step count with the lowest query perplexity after
+  adaptation on the meta-validation genres (``config.eval.select``'s grid).
+
+  Returns:
+    ``{"learning_rate", "inner_steps", "grid": {"<rate>,<steps>": perplexity}}``; the
+    config's own fine-tuning when the grid is empty.
+  """
+  grid_config = config.eval.select
+  base = config.eval.inner_optimizer.to_dict()
+  if not grid_config.learning_rates or not grid_config.inner_steps:
+    return {"learning_rate": base["learning_rate"],
+            "inner_steps": config.eval.inner_steps, "grid": {}}
+  grid = {}
+  for rate in grid_config.learning_rates:
+    for steps in grid_config.inner_steps:
+      out = evaluate(config, model, state, split, episodes=grid_config.episodes,
+                     inner_optimizer=ml_collections.ConfigDict({**base,
+                                                                "learning_rate": rate}),
+                     inner_steps=steps)
+      grid[f"{rate},{steps}"] = out["after"]["mean"]
+      logging.info("Fine-tuning on %s genres with rate %g for %d steps: perplexity %.3f",
+                   config.eval.select.split, rate, steps, grid[f"{rate},{steps}"])
+  best = min(grid, key=grid.get)
+  rate, steps = best.split(",")
+  return {"learning_rate": float(rate), "inner_steps": int(steps), "grid": grid}
+
+
 def main(argv):
   del argv
   distributed.initialize_from_env()
@@ -133,15 +169,21 @@ def main(argv):
       sampler=brown.sampler(splits.train.tokens, shots=data.shots,
                             queries=data.train_queries, seed=config.seed))
   ev = config.eval
-  perplexity = evaluate(config, model, state, getattr(splits, ev.split))
+  fine_tuning = select_fine_tuning(config, model, state, getattr(splits, ev.select.split))
+  perplexity = evaluate(
+      config, model, state, getattr(splits, ev.split),
+      inner_optimizer=ml_collections.ConfigDict(
+          {**ev.inner_optimizer.to_dict(), "learning_rate": fine_tuning["learning_rate"]}),
+      inner_steps=fine_tuning["inner_steps"])
   logging.info("%s: %s-genre query perplexity over %d episodes per genre, before %.2f +- "
                "%.2f, after %d steps on %d sentences %.2f +- %.2f", config.variant,
                ev.split, ev.episodes, perplexity["before"]["mean"],
-               perplexity["before"]["ci95"], ev.inner_steps, ev.shots,
+               perplexity["before"]["ci95"], fine_tuning["inner_steps"], ev.shots,
                perplexity["after"]["mean"], perplexity["after"]["ci95"])
   results = {"method": config.variant, "learner": config.method.name, "dataset": "brown",
              "eval_split": ev.split, "shots": ev.shots, "queries": ev.queries,
-             "episodes_per_genre": ev.episodes, "inner_steps": ev.inner_steps,
+             "episodes_per_genre": ev.episodes, "inner_steps": fine_tuning["inner_steps"],
+             "fine_tuning": {"selected_on": ev.select.split, **fine_tuning},
              "genres": {name: list(split.names) for name, split in splits._asdict().items()},
              "sentences": {name: [len(t) for t in split.tokens]
                            for name, split in splits._asdict().items()},

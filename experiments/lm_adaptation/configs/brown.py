@@ -13,8 +13,10 @@ trained:
   step is plain Adam 1e-3 on the next-token loss of K + Q sentences of each of 4 genres.
 
 All three are evaluated alike: on each meta-test genre, the query perplexity of
-``config.eval.episodes`` episodes before adaptation and after 10 SGD steps (rate 0.1) on
-the K support sentences.
+``config.eval.episodes`` episodes before adaptation and after SGD fine-tuning on the K
+support sentences, its rate (0.01 to 0.3) and step count (1, 3 or 10) chosen for each
+initialization by the perplexity on the meta-val genres (``config.eval.select``; empty
+grids keep ``config.eval.inner_optimizer`` and ``inner_steps``).
 
   python -m experiments.lm_adaptation.main \
       --config=experiments/lm_adaptation/configs/brown.py:maml \
@@ -74,7 +76,9 @@ def get_config(arg: str | None = "maml") -> ml_collections.ConfigDict:
   config.checkpoint_every = 500
   config.max_checkpoints = 3
   config.eval = dict(split="test", episodes=100, shots=5, queries=10, inner_steps=10,
-                     inner_optimizer=INNER_OPTIMIZER, seed=1, batch_episodes=25)
+                     inner_optimizer=INNER_OPTIMIZER, seed=1, batch_episodes=25,
+                     select=dict(split="val", learning_rates=(0.01, 0.03, 0.1, 0.3),
+                                 inner_steps=(1, 3, 10), episodes=20))
   config = shrink(config) if smoke else config
   if name == "pretrain":
     # Without a support set to adapt on, the baseline trains on K + Q sentences of each
@@ -94,4 +98,5 @@ def shrink(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.log_every = 1
   config.checkpoint_every = 2
   config.eval.update(episodes=4, queries=2, inner_steps=2, batch_episodes=4)
+  config.eval.select.update(learning_rates=(0.1, 0.3), inner_steps=(2,), episodes=4)
   return config
