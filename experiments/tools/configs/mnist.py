@@ -71,7 +71,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                         smoothgrad_noise=0.15, completeness_examples=500)
   config.explain.adapted = dict(train_digits=(0, 1, 2, 3, 4, 5, 6), test_digits=(7, 8, 9),
                                 ways=3, shots=5, queries=5, hidden=(64, 64), inner_steps=1,
-                                inner_learning_rate=0.4, meta_batch_size=16, meta_steps=2000,
+                                inner_learning_rate=0.4, meta_batch_size=16, meta_steps=300,
                                 meta_learning_rate=1e-3, per_class=500, eval_episodes=300,
                                 num_examples=6)
   config.explain.attention = dict(num_intents=10, max_len=48, dim=32, depth=2, num_heads=2,
@@ -101,7 +101,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.explain.update(ig_steps=32, smoothgrad_samples=8, completeness_examples=64)
     config.explain.adapted.update(meta_steps=5, meta_batch_size=4, per_class=40,
                                   eval_episodes=20, num_examples=3)
-    config.explain.attention.update(num_intents=4, steps=20)
+    config.explain.attention.update(num_intents=4, dim=16, depth=1, steps=10)
     config.robustness.update(linf_epsilons=(0.1,), l2_epsilons=(1.0,), pgd_steps=10,
                              num_test=300, adv_pgd_steps=3, adv_steps=100)
     config.compression.update(bits=(8, 4), qat_bits=(4,), qat_steps=50, sparsities=(0.5, 0.9),
