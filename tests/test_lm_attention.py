@@ -64,6 +64,40 @@ def test_favor_error_shrinks_with_more_features(causal):
   assert large < 0.6 * small, (small, large)
 
 
+def test_causal_favor_does_not_depend_on_the_chunk_size():
+  """One key per chunk (all carried state), all keys in one chunk (all C x C products)
+  and chunks that do not divide L give the same outputs, with padding and with more
+  keys than queries (a Transformer-XL memory)."""
+  q, k, v = qkv(5, scale=0.7)
+  mask = padding_mask_BxL()
+  for queries in (q, q[:, 4:]):
+    outs = [attention.favor(queries, k, v, mask_BxS=mask, causal=True, num_features=32,
+                            chunk_size=c) for c in (1, 5, L)]
+    for out in outs[1:]:
+      np.testing.assert_allclose(out, outs[0], rtol=1e-4, atol=1e-5)
+  # The queries of a memory are the last L key positions.
+  np.testing.assert_allclose(
+      attention.favor(q[:, 4:], k, v, causal=True, num_features=32, chunk_size=5),
+      attention.favor(q, k, v, causal=True, num_features=32, chunk_size=5)[:, 4:],
+      rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_favor_converges_at_wide_heads(causal):
+  """Head size 128: the causal stabilizer follows the keys, so features do not underflow
+  (a fixed worst-case bound made every output 0 here) and the error still shrinks with
+  the number of features."""
+  keys = jax.random.split(jax.random.PRNGKey(6), 3)
+  q, k, v = (0.5 * jax.random.normal(key, (1, 64, 2, 128)) for key in keys)
+  exact = attention.full(q, k, v, causal=causal)
+  errors = []
+  for num_features in (64, 1024):
+    approx = attention.favor(q, k, v, causal=causal, num_features=num_features)
+    assert np.all(np.abs(np.asarray(approx)).sum(-1) > 0)
+    errors.append(float(jnp.linalg.norm(approx - exact) / jnp.linalg.norm(exact)))
+  assert errors[1] < 0.7 * errors[0], errors
+
+
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("rounds", [1, 3])
 def test_lsh_one_bucket_equals_shared_qk_full_attention(causal, rounds):
@@ -124,3 +158,9 @@ def test_padded_positions_are_irrelevant(name, causal):
   out2 = fn(q + noise, k + noise, v + noise, mask_BxS=mask, causal=causal, **kw)
   np.testing.assert_allclose(jnp.where(mask[:, :, None, None], out, 0.0),
                              jnp.where(mask[:, :, None, None], out2, 0.0), atol=1e-5)
+
+
+def test_lsh_refuses_more_keys_than_queries():
+  q, k, v = qkv(7)
+  with pytest.raises(ValueError, match="as many keys as queries; got 8 queries and 12"):
+    attention.lsh(q[:, 4:], k, v, chunk_size=4)

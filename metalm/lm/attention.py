@@ -147,54 +147,112 @@ def orthogonal_features_MxD(key, num_features: int, depth: int) -> jax.Array:
 
 
 def favor(q_BxLxHxD, k_BxSxHxD, v_BxSxHxD, *, mask_BxS=None, causal=False,
-          num_features=256, key=None, **_):
+          num_features=256, key=None, chunk_size=64, **_):
   """FAVOR+ linear attention with positive orthogonal random features.
 
   Approximates softmax attention by ``phi(q) (phi(k)^T v)`` with
-  ``phi(x) = exp(w^T x - |x|^2 / 2) / sqrt(M)``; causal attention uses prefix sums over
-  keys (O(L * M * D) memory). ``key`` draws the features (a fixed key if None).
+  ``phi(x) = exp(w^T x - |x|^2 / 2) / sqrt(M)``. ``key`` draws the features (a fixed key
+  if None). Causal attention runs over chunks of ``chunk_size`` keys
+  (``_causal_linear_attention``): O(L * M) memory, every query's stabilizer from the keys
+  it may see. With S > L keys (a memory), the queries are the last L key positions.
 
   Reference: Choromanski et al., 2021, arXiv:2009.14794 (Performer).
   """
-  depth, length, key_length = q_BxLxHxD.shape[-1], q_BxLxHxD.shape[1], k_BxSxHxD.shape[1]
+  depth = q_BxLxHxD.shape[-1]
   key = jax.random.PRNGKey(0) if key is None else key
   w_MxD = orthogonal_features_MxD(key, num_features, depth).astype(q_BxLxHxD.dtype)
   scale = depth ** -0.25
 
-  def features(x_BxLxHxD, stab):
+  def projections(x_BxLxHxD):
     x_BxLxHxD = x_BxLxHxD * scale
     proj_BxLxHxM = jnp.einsum("blhd,md->blhm", x_BxLxHxD, w_MxD)
-    proj_BxLxHxM = proj_BxLxHxM - 0.5 * jnp.sum(x_BxLxHxD ** 2, -1, keepdims=True)
-    if stab is None:  # one constant per query row: cancels in the ratio
-      stab = jnp.max(proj_BxLxHxM, axis=-1, keepdims=True)
-    return jnp.exp(proj_BxLxHxM - jax.lax.stop_gradient(stab)) / math.sqrt(num_features)
+    return proj_BxLxHxM - 0.5 * jnp.sum(x_BxLxHxD ** 2, -1, keepdims=True)
 
-  # Keys share one stabilizer so it cancels. Bidirectional: the max over all keys.
-  # Causal: max_m |w_m|^2 / 2 bounds w^T x - |x|^2 / 2 for every x, so no later key
-  # can change an earlier output.
-  if causal:
-    key_stab = 0.5 * jnp.max(jnp.sum(w_MxD ** 2, -1))
-  else:
-    k_proj = jnp.einsum("bshd,md->bshm", k_BxSxHxD * scale, w_MxD)
-    k_proj = k_proj - 0.5 * jnp.sum((k_BxSxHxD * scale) ** 2, -1, keepdims=True)
-    key_stab = jnp.max(k_proj, axis=(1, 3), keepdims=True)
+  def exp_features(proj, stab):  # stab: a constant that cancels in the ratio
+    return jnp.exp(proj - jax.lax.stop_gradient(stab)) / math.sqrt(num_features)
 
-  phi_q_BxLxHxM = features(q_BxLxHxD, None)
-  phi_k_BxSxHxM = features(k_BxSxHxD, key_stab)
-  if mask_BxS is not None:
-    phi_k_BxSxHxM = phi_k_BxSxHxM * mask_BxS[:, :, None, None]
+  q_proj_BxLxHxM = projections(q_BxLxHxD)
+  phi_q_BxLxHxM = exp_features(q_proj_BxLxHxM, jnp.max(q_proj_BxLxHxM, -1, keepdims=True))
+  k_proj_BxSxHxM = projections(k_BxSxHxD)
+  if mask_BxS is None:
+    mask_BxS = jnp.ones(k_BxSxHxD.shape[:2], bool)
+  k_proj_BxSxHxM = jnp.where(mask_BxS[:, :, None, None], k_proj_BxSxHxM, _NEG)
   if causal:
-    kv_BxSxHxMxD = jnp.cumsum(jnp.einsum("bshm,bshd->bshmd", phi_k_BxSxHxM, v_BxSxHxD), 1)
-    norm_BxSxHxM = jnp.cumsum(phi_k_BxSxHxM, 1)
-    kv_BxLxHxMxD = kv_BxSxHxMxD[:, key_length - length:]
-    norm_BxLxHxM = norm_BxSxHxM[:, key_length - length:]
-    num_BxLxHxD = jnp.einsum("blhm,blhmd->blhd", phi_q_BxLxHxM, kv_BxLxHxMxD)
-    den_BxLxH = jnp.einsum("blhm,blhm->blh", phi_q_BxLxHxM, norm_BxLxHxM)
-  else:
-    kv_BxHxMxD = jnp.einsum("bshm,bshd->bhmd", phi_k_BxSxHxM, v_BxSxHxD)
-    num_BxLxHxD = jnp.einsum("blhm,bhmd->blhd", phi_q_BxLxHxM, kv_BxHxMxD)
-    den_BxLxH = jnp.einsum("blhm,bhm->blh", phi_q_BxLxHxM, phi_k_BxSxHxM.sum(1))
+    return _causal_linear_attention(phi_q_BxLxHxM, k_proj_BxSxHxM, v_BxSxHxD, mask_BxS,
+                                    chunk_size, 1.0 / math.sqrt(num_features))
+  # Bidirectional: keys share one stabilizer, the max over all keys and features.
+  key_stab = jnp.max(k_proj_BxSxHxM, axis=(1, 3), keepdims=True)
+  phi_k_BxSxHxM = exp_features(k_proj_BxSxHxM, key_stab) * mask_BxS[:, :, None, None]
+  kv_BxHxMxD = jnp.einsum("bshm,bshd->bhmd", phi_k_BxSxHxM, v_BxSxHxD)
+  num_BxLxHxD = jnp.einsum("blhm,bhmd->blhd", phi_q_BxLxHxM, kv_BxHxMxD)
+  den_BxLxH = jnp.einsum("blhm,bhm->blh", phi_q_BxLxHxM, phi_k_BxSxHxM.sum(1))
   return num_BxLxHxD / (den_BxLxH[..., None] + 1e-30)
+
+
+def _causal_linear_attention(phi_q_BxLxHxM, k_proj_BxSxHxM, v_BxSxHxD, mask_BxS, chunk,
+                             feature_scale):
+  """``sum_{s<=i} phi(q_i).phi(k_s) v_s / sum_{s<=i} phi(q_i).phi(k_s)`` in chunks.
+
+  Key features are ``exp(k_proj - c_i)`` with ``c_i`` the running max of the key
+  projections up to query ``i``: it cancels in the ratio, bounds every feature by 1 (no
+  overflow; a key far below the running max underflows, as its weight is negligible)
+  and reads no later key, so outputs never depend on the future. A scan carries the
+  prefix sums of earlier chunks (rescaled as the running max grows); inside a chunk the
+  masked C x C products are computed directly, so memory is O(L * M + L * C) rather
+  than the O(L * M * D) of a prefix sum over outer products.
+  """
+  batch, length, heads, _ = phi_q_BxLxHxM.shape
+  key_length = k_proj_BxSxHxM.shape[1]
+  stab_BxSxH = jax.lax.stop_gradient(jax.lax.cummax(jnp.max(k_proj_BxSxHxM, -1), axis=1))
+  phi_k_BxSxHxM = (jnp.exp(k_proj_BxSxHxM - stab_BxSxH[..., None]) * feature_scale
+                   * mask_BxS[:, :, None, None])
+  # Queries sit at the last L of the S key positions.
+  phi_q_BxSxHxM = jnp.pad(phi_q_BxLxHxM, ((0, 0), (key_length - length, 0), (0, 0), (0, 0)))
+  chunk = max(1, min(chunk, key_length))
+  padded = -(-key_length // chunk) * chunk
+  extra = padded - key_length
+
+  def chunks(x, mode="constant"):  # [B, S, ...] -> [N, B, C, ...]
+    x = jnp.pad(x, ((0, 0), (0, extra)) + ((0, 0),) * (x.ndim - 2), mode=mode)
+    x = x.reshape((batch, padded // chunk, chunk) + x.shape[2:])
+    return jnp.moveaxis(x, 1, 0)
+
+  xs = (chunks(phi_q_BxSxHxM), chunks(phi_k_BxSxHxM), chunks(v_BxSxHxD),
+        chunks(stab_BxSxH, mode="edge"))
+  causal_CxC = jnp.tril(jnp.ones((chunk, chunk), bool))
+
+  def step(carry, x):
+    kv_BxHxMxD, norm_BxHxM, last_BxH = carry
+    q_BxCxHxM, k_BxCxHxM, v_BxCxHxD, stab_BxCxH = x
+    # Earlier chunks, rescaled from the previous running max to each query's.
+    decay_BxCxH = jnp.exp(last_BxH[:, None] - stab_BxCxH)
+    num = jnp.einsum("bchm,bhmd->bchd", q_BxCxHxM, kv_BxHxMxD) * decay_BxCxH[..., None]
+    den = jnp.einsum("bchm,bhm->bch", q_BxCxHxM, norm_BxHxM) * decay_BxCxH
+    # This chunk: key j's features rescaled to query i's max (j <= i, so at most 1).
+    gap_BxHxCxC = (jnp.swapaxes(stab_BxCxH, 1, 2)[..., None, :]
+                   - jnp.swapaxes(stab_BxCxH, 1, 2)[..., :, None])
+    weights_BxHxCxC = jnp.where(causal_CxC, jnp.exp(jnp.minimum(gap_BxHxCxC, 0.0)), 0.0)
+    scores_BxHxCxC = jnp.einsum("bihm,bjhm->bhij", q_BxCxHxM, k_BxCxHxM) * weights_BxHxCxC
+    num = num + jnp.einsum("bhij,bjhd->bihd", scores_BxHxCxC, v_BxCxHxD)
+    den = den + jnp.swapaxes(scores_BxHxCxC.sum(-1), 1, 2)
+    # Carry the sums to the end of this chunk, at its running max.
+    new_BxH = stab_BxCxH[:, -1]
+    carry_decay_BxH = jnp.exp(last_BxH - new_BxH)
+    to_end_BxCxH = jnp.exp(stab_BxCxH - new_BxH[:, None])
+    k_end_BxCxHxM = k_BxCxHxM * to_end_BxCxH[..., None]
+    kv_BxHxMxD = (kv_BxHxMxD * carry_decay_BxH[..., None, None]
+                  + jnp.einsum("bchm,bchd->bhmd", k_end_BxCxHxM, v_BxCxHxD))
+    norm_BxHxM = norm_BxHxM * carry_decay_BxH[..., None] + k_end_BxCxHxM.sum(1)
+    return (kv_BxHxMxD, norm_BxHxM, new_BxH), (num, den)
+
+  num_features, depth = phi_q_BxLxHxM.shape[-1], v_BxSxHxD.shape[-1]
+  init = (jnp.zeros((batch, heads, num_features, depth), v_BxSxHxD.dtype),
+          jnp.zeros((batch, heads, num_features), v_BxSxHxD.dtype), stab_BxSxH[:, 0])
+  _, (num_NxBxCxHxD, den_NxBxCxH) = jax.lax.scan(step, init, xs)
+  num_BxSxHxD = jnp.moveaxis(num_NxBxCxHxD, 0, 1).reshape(batch, padded, heads, depth)
+  den_BxSxH = jnp.moveaxis(den_NxBxCxH, 0, 1).reshape(batch, padded, heads)
+  out_BxSxHxD = num_BxSxHxD / (den_BxSxH[..., None] + 1e-30)
+  return out_BxSxHxD[:, key_length - length:key_length]
 
 
 def lsh(q_BxLxHxD, k_BxLxHxD, v_BxLxHxD, *, mask_BxS=None, causal=False, num_buckets=8,
@@ -210,8 +268,14 @@ def lsh(q_BxLxHxD, k_BxLxHxD, v_BxLxHxD, *, mask_BxS=None, causal=False, num_buc
 
   Reference: Kitaev, Kaiser & Levskaya, 2020, arXiv:2001.04451 (Reformer).
   """
-  del k_BxLxHxD
   batch, length, heads, depth = q_BxLxHxD.shape
+  if v_BxLxHxD.shape[1] != length or (k_BxLxHxD is not None
+                                      and k_BxLxHxD.shape[1] != length):
+    raise ValueError(f"lsh attention shares queries and keys, so it needs as many keys as "
+                     f"queries; got {length} queries and {v_BxLxHxD.shape[1]} keys (a "
+                     f"Transformer-XL memory?). Use full, window or favor attention "
+                     f"with a memory.")
+  del k_BxLxHxD
   if num_buckets != 1 and num_buckets % 2:
     raise ValueError(f"num_buckets must be 1 or even, got {num_buckets}.")
   key = jax.random.PRNGKey(0) if key is None else key
