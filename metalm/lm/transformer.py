@@ -238,6 +238,14 @@ class _Embed(nn.Module):
     return self.tokens.attend(h_BxLxD)
 
 
+def mean_pool(h_BxLxD, mask_BxL=None):
+  """The mean of ``h`` over the positions where ``mask`` is True (all if None)."""
+  weights_BxL = (jnp.ones(h_BxLxD.shape[:2], h_BxLxD.dtype) if mask_BxL is None
+                 else mask_BxL.astype(h_BxLxD.dtype))
+  return jnp.einsum("bl,bld->bd", weights_BxL, h_BxLxD) / jnp.maximum(
+      weights_BxL.sum(1, keepdims=True), 1.0)
+
+
 def _mask(tokens_BxL, pad_id):
   return None if pad_id is None else tokens_BxL != pad_id
 
@@ -289,10 +297,7 @@ class Encoder(nn.Module):
     if cls:
       pooled_BxD = h_BxLxD[:, 0]
     elif self.pooling == "mean":
-      weights_BxL = (jnp.ones(h_BxLxD.shape[:2]) if mask_BxL is None
-                     else mask_BxL.astype(h_BxLxD.dtype))
-      pooled_BxD = jnp.einsum("bl,bld->bd", weights_BxL, h_BxLxD) / jnp.maximum(
-          weights_BxL.sum(1, keepdims=True), 1.0)
+      pooled_BxD = mean_pool(h_BxLxD, mask_BxL)
     else:
       raise ValueError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}.")
     return nn.Dense(self.num_outputs, name="head")(pooled_BxD)

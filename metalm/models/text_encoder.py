@@ -49,10 +49,7 @@ class TextEncoder(nn.Module):
     h_BxLxD, _ = transformer.Trunk(self.depth, self.num_heads, self.mlp_dim or 4 * self.dim,
                                    causal=False, rotary=True, dropout=self.dropout,
                                    name="trunk")(h_BxLxD, mask_BxL, train=train)
-    weights_BxL = (jnp.ones(h_BxLxD.shape[:2], h_BxLxD.dtype) if mask_BxL is None
-                   else mask_BxL.astype(h_BxLxD.dtype))
-    pooled_BxD = jnp.einsum("bl,bld->bd", weights_BxL, h_BxLxD) / jnp.maximum(
-        weights_BxL.sum(1, keepdims=True), 1.0)
+    pooled_BxD = transformer.mean_pool(h_BxLxD, mask_BxL)
     if self.num_classes:
       return nn.Dense(self.num_classes, name="head")(pooled_BxD)
     return pooled_BxD

@@ -78,7 +78,7 @@ class TransformerTagger(nn.Module):
     depth: transformer blocks.
     num_heads: attention heads.
     mlp_dim: hidden width of each block's MLP (``4 * dim`` if None).
-    attention: a name of ``metalm.lm.attention`` (``full``, ``sliding_window``, ...).
+    attention: a name of ``metalm.lm.attention`` (``full``, ``window``, ``favor``, ``lsh``).
     attention_options: keyword options of that mechanism (e.g. ``{"window": 16}``).
     pad_id: the padding id.
   """
@@ -149,8 +149,5 @@ class SentenceEncoder(nn.Module):
     h, _ = transformer.Trunk(self.depth, self.num_heads, self.mlp_dim or 4 * self.dim,
                              self.attention, self.attention_options, dropout=self.dropout,
                              name="trunk")(h, mask, train=train)
-    weights = mask.astype(h.dtype)
-    pooled = jnp.einsum("nl,nld->nd", weights, h) / jnp.maximum(
-        weights.sum(1, keepdims=True), 1.0)
-    pooled = pooled.reshape(batch, num_tasks, self.dim)
+    pooled = transformer.mean_pool(h, mask).reshape(batch, num_tasks, self.dim)
     return {task: pooled[:, i] for i, task in enumerate(self.tasks)}
