@@ -106,15 +106,15 @@ def attention_setup(variant, length, args):
 
 
 def estimate_mb(variant, length, args) -> float:
-  """The attention's largest per-layer working set (scores or feature prefix sums), MB."""
-  b, h, head_dim = args.batch, args.heads, args.dim // args.heads
+  """The attention's largest per-layer working set (scores or random features), MB."""
+  b, h = args.batch, args.heads
   if variant in ("full", "reversible"):
     elems = b * h * length * length
   elif variant == "window":
     w = min(args.window, length)
     elems = b * h * (-(-length // w) * w) * (3 * w + args.num_global)
-  elif variant == "favor":
-    elems = b * length * h * args.num_features * head_dim
+  elif variant == "favor":  # features of every key and a chunk's 64 x 64 scores
+    elems = b * length * h * (args.num_features + min(64, length))
   elif variant == "lsh":
     chunk = min(args.lsh_chunk, length)
     elems = b * h * args.lsh_rounds * length * (chunk if chunk == length else 2 * chunk)
