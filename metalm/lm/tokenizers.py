@@ -97,11 +97,11 @@ class Tokenizer:
       mask_BxL[row, :len(ids)] = True
     return ids_BxL, mask_BxL
 
-  def save(self, path: str) -> None:
-    """Writes the tokenizer as JSON."""
+  def save(self, path: str, **metadata) -> None:
+    """Writes the tokenizer as JSON, with ``metadata`` as extra top-level fields."""
     with open(path, "w", encoding="utf-8") as f:
-      json.dump({"format": "metalm-byte-bpe", "version": 1, "specials": list(SPECIALS),
-                 "merges": [list(m) for m in self.merges]}, f)
+      json.dump({**metadata, "format": "metalm-byte-bpe", "version": 1,
+                 "specials": list(SPECIALS), "merges": [list(m) for m in self.merges]}, f)
 
 
 def byte_tokenizer() -> Tokenizer:
@@ -183,11 +183,7 @@ def for_run(config: Mapping, train_texts: Iterable[str] | Callable[[], Iterable[
     tokenizer = train_bpe(texts, wanted["vocab_size"])
   os.makedirs(workdir, exist_ok=True)
   partial = f"{path}.{os.getpid()}.partial"
-  tokenizer.save(partial)
-  with open(partial, encoding="utf-8") as f:
-    data = json.load(f)
-  with open(partial, "w", encoding="utf-8") as f:
-    json.dump({**data, "trained_for": wanted}, f)
+  tokenizer.save(partial, trained_for=wanted)
   os.replace(partial, path)  # Atomic: a killed run leaves no half-written file.
   return tokenizer
 
