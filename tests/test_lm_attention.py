@@ -110,6 +110,22 @@ def test_lsh_one_bucket_equals_shared_qk_full_attention(causal, rounds):
   np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_lsh_pads_a_length_that_is_not_a_multiple_of_the_chunk(causal):
+  """L = 12 with chunks of 8 runs as two chunks of 8, the last 4 positions masked; with
+  one bucket, every query's own and previous chunk cover every real key it may see."""
+  q, _, v = qkv(8)
+  mask = padding_mask_BxL()
+  k = q / (jnp.linalg.norm(q, axis=-1, keepdims=True) + 1e-6)
+  want = attention.full(q, k, v, mask_BxS=mask, causal=causal)
+  got = attention.lsh(q, None, v, mask_BxS=mask, causal=causal, num_buckets=1,
+                      chunk_size=8, mask_self=False)
+  assert got.shape == q.shape
+  real = mask[:, :, None, None]
+  np.testing.assert_allclose(jnp.where(real, got, 0.0), jnp.where(real, want, 0.0),
+                             atol=1e-5)
+
+
 def test_lsh_many_buckets_and_chunks_is_finite_and_masks_self():
   q, _, v = qkv(4)
   out = attention.lsh(q, None, v, num_buckets=4, num_rounds=2, chunk_size=4,

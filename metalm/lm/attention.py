@@ -262,7 +262,8 @@ def lsh(q_BxLxHxD, k_BxLxHxD, v_BxLxHxD, *, mask_BxS=None, causal=False, num_buc
   Keys are the unit-normalized queries. Each round hashes them with a random rotation
   (``argmax([xR, -xR])``), sorts positions by bucket, cuts the sorted order into chunks
   of ``chunk_size`` and lets each chunk attend to itself and the chunk before, only
-  within the same bucket. Rounds are combined by their log-normalizers, discounting
+  within the same bucket (a length that is not a multiple of ``chunk_size`` is padded
+  with masked positions). Rounds are combined by their log-normalizers, discounting
   keys found in several rounds. With ``mask_self`` a token attends to itself only when
   nothing else is allowed (its shared-QK score would dominate).
 
@@ -280,11 +281,16 @@ def lsh(q_BxLxHxD, k_BxLxHxD, v_BxLxHxD, *, mask_BxS=None, causal=False, num_buc
     raise ValueError(f"num_buckets must be 1 or even, got {num_buckets}.")
   key = jax.random.PRNGKey(0) if key is None else key
   chunk = min(chunk_size, length)
-  if length % chunk:
-    raise ValueError(f"Sequence length {length} is not a multiple of chunk_size {chunk}.")
-  chunks = length // chunk
   if mask_BxS is None:
     mask_BxS = jnp.ones((batch, length), bool)
+  if length % chunk:  # Pad to whole chunks with masked positions; they see nothing real.
+    extra = chunk - length % chunk
+    pad = lambda x: jnp.pad(x, ((0, 0), (0, extra)) + ((0, 0),) * (x.ndim - 2))
+    out_BxPxHxD = lsh(pad(q_BxLxHxD), None, pad(v_BxLxHxD), mask_BxS=pad(mask_BxS),
+                      causal=causal, num_buckets=num_buckets, num_rounds=num_rounds,
+                      chunk_size=chunk, mask_self=mask_self, key=key)
+    return out_BxPxHxD[:, :length]
+  chunks = length // chunk
   q_BxHxLxD = jnp.swapaxes(q_BxLxHxD, 1, 2)
   v_BxHxLxD = jnp.swapaxes(v_BxLxHxD, 1, 2)
   k_BxHxLxD = q_BxHxLxD / (jnp.linalg.norm(q_BxHxLxD, axis=-1, keepdims=True) + 1e-6)
