@@ -9,6 +9,9 @@ tokenized into UTF-8 bytes and split by class; the model is ``transformer_encode
 Subword tokens instead: ``--config.tokenizer.name=bpe --config.tokenizer.vocab_size=1024``
 trains byte-level BPE on the meta-train texts only and saves it as
 ``<workdir>/tokenizer.json`` (read back on resume and by ``metalm.eval.adapt.load``).
+With ``--config.pretrain.steps=N`` the encoder is first trained as a masked language
+model on the meta-train texts (``metalm.lm.pretrain``; kept as
+``<workdir>/pretrained_encoder.npz``) and meta-learning starts from it.
 The flags, the evaluation (accuracy with 95% CI on ``config.eval.episodes`` episodes)
 and the training loop are those of ``experiments.fewshot.main``. Re-running the same
 command resumes from the last checkpoint in --workdir.
@@ -19,13 +22,16 @@ import os
 import time
 import types
 
+import jax
+import numpy as np
 from absl import app, logging
+from flax import traverse_util
 
 from experiments.fewshot import main as fewshot
 from experiments.fewshot_text.configs import base as reference
 from metalm import losses, meta, models, registry
 from metalm.data import clinc150, episodic, fewrel, reuters21578, trec
-from metalm.lm import tokenizers
+from metalm.lm import pretrain, tokenizers
 from metalm.train import config_check, distributed, loop, optim
 
 DATASETS = {"clinc150": clinc150.load, "trec": trec.load, "fewrel": fewrel.load,
@@ -74,6 +80,36 @@ def set_vocab_size(config, tokenizer) -> None:
     config.model.vocab_size = tokenizer.vocab_size
 
 
+def pretrained_encoder(config, splits, workdir):
+  """The encoder after ``config.pretrain.steps`` masked-LM steps on the meta-train texts,
+  read from ``<workdir>/pretrained_encoder.npz`` when an earlier start of the run wrote it.
+
+  Returns:
+    ``({"embed", "trunk"} params, losses)``; losses is empty when read back.
+  """
+  path = os.path.join(workdir, "pretrained_encoder.npz")
+  if os.path.exists(path):
+    with np.load(path) as f:
+      return traverse_util.unflatten_dict({k: f[k] for k in f.files}, sep="/"), []
+  m, pre = config.model, config.pretrain
+  if m.name != "transformer_encoder":
+    raise ValueError(f"config.pretrain.steps > 0 needs config.model.name="
+                     f"'transformer_encoder', got {m.name!r}.")
+  module = pretrain.MaskedLM(m.vocab_size, m.dim, m.depth, m.num_heads, m.get("mlp_dim"))
+  encoder, losses = pretrain.pretrain_mlm(
+      np.concatenate(splits.train.tokens), module=module, steps=pre.steps,
+      batch_size=pre.batch_size, learning_rate=pre.learning_rate, mask_rate=pre.mask_rate,
+      seed=config.seed)
+  os.makedirs(workdir, exist_ok=True)
+  partial = f"{path}.{os.getpid()}.partial.npz"
+  np.savez(partial, **traverse_util.flatten_dict(jax.tree.map(np.asarray, encoder),
+                                                  sep="/"))
+  os.replace(partial, path)
+  logging.info("Masked-LM pretraining on the meta-train texts: loss %.3f -> %.3f in %d "
+               "steps.", losses[0], losses[-1], len(losses))
+  return encoder, losses
+
+
 def main(argv):
   del argv
   distributed.initialize_from_env()
@@ -89,6 +125,12 @@ def main(argv):
   model = models.build(config.model, (1, data.max_len))
   learner = meta.build(config.method, model, loss_fn=losses.cross_entropy,
                        num_ways=data.ways)
+  pretrain_losses = []
+  if config.pretrain.steps:
+    encoder, pretrain_losses = pretrained_encoder(config, splits, workdir)
+    init = learner.init
+    learner = learner._replace(
+        init=lambda key: (pretrain.graft(init(key)[0], encoder), init(key)[1]))
   state = loop.train(
       config, workdir, learner=learner,
       outer_tx=optim.build(config.outer_optimizer, "config.outer_optimizer"),
@@ -108,6 +150,8 @@ def main(argv):
              "classes": {name: len(split.names) for name, split in splits._asdict().items()},
              "eval_classes": list(getattr(splits, ev.split).names),
              "norm": model.norm, "vocab_size": tokenizer.vocab_size,
+             "pretrain": {"steps": config.pretrain.steps, "losses": pretrain_losses[:1]
+                          + pretrain_losses[-1:]},
              "step": int(state.step), "accuracy": accuracy, "ci95": ci95,
              "wall_clock_s": time.perf_counter() - start,
              "config": json.loads(config.to_json())}

@@ -52,6 +52,8 @@ def text(dataset: str, ways: int, shots: int, *, method: dict,
   # meta-train texts and kept in <workdir>/tokenizer.json. The model's vocabulary
   # (config.model.vocab_size) is set from it.
   config.tokenizer = dict(name="byte", vocab_size=0)
+  # Masked-LM pretraining of the encoder on the meta-train texts (0 steps: none).
+  config.pretrain = dict(steps=0, batch_size=32, learning_rate=1e-3, mask_rate=0.15)
   config.outer_optimizer = dict(name="adam", learning_rate=1e-3)
   config.meta_batch_size = 4
   config.num_steps = 5_000
