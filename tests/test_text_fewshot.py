@@ -14,7 +14,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from experiments.fewshot_text import main as fewshot_text_main
+from experiments.fewshot_text import pipeline as fewshot_text_main
 from experiments.fewshot_text.configs import anil, base, maml, protonet, r2d2
 from metalm import models
 from metalm.data import clinc150, episodic, fewrel, reuters21578, text_fewshot, trec
