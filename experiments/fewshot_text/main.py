@@ -51,9 +51,7 @@ def main(argv):
   pretrain_losses = []
   if config.pretrain.steps:
     encoder, pretrain_losses = pretrained_encoder(config, splits, workdir)
-    init = learner.init
-    learner = learner._replace(
-        init=lambda key: (pretrain.graft(init(key)[0], encoder), init(key)[1]))
+    learner = learner._replace(init=pretrain.with_encoder(learner.init, encoder))
   state = loop.train(
       config, workdir, learner=learner,
       outer_tx=optim.build(config.outer_optimizer, "config.outer_optimizer"),

@@ -126,3 +126,13 @@ def graft(params: Any, encoder: Mapping[str, Any]) -> Any:
     raise ValueError("No 'embed' and 'trunk' entries to put the pretrained encoder in: the "
                      "model is not a transformer_encoder.")
   return out
+
+
+def with_encoder(init, encoder: Mapping[str, Any]):
+  """``init(key) -> (params, state)`` with ``encoder`` grafted into the params."""
+
+  def init_with_encoder(key):
+    params, state = init(key)
+    return graft(params, encoder), state
+
+  return init_with_encoder
