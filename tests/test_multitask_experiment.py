@@ -21,6 +21,7 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 
+from experiments.multitask.benchmarks import common
 from experiments.multitask.configs import base as config_base
 from experiments.multitask.configs import multi_mnist as multi_mnist_config
 from metalm import losses, mtl
@@ -132,12 +133,23 @@ def test_multi_mnist_smoke_resumes_to_the_same_params(tmp_path, data_dir, user_e
   assert results(tmp_path / "resumed")["scores"] == done["scores"]
 
 
-@pytest.mark.parametrize("config", ["multi_fashion.py:famo,smoke",
-                                    "multi_fashion_mnist.py:nash_mtl,smoke"])
-def test_multi_fashion_smoke(config, tmp_path, data_dir, user_env):
-  done = run(config, tmp_path, {**user_env, "METALM_DATA_DIR": data_dir})
+@pytest.mark.parametrize("config,flags,tasks", [
+    ("multi_fashion.py:famo,smoke", (), {"left", "right"}),
+    # A single-task baseline run: one head, one loss.
+    ("multi_fashion_mnist.py:nash_mtl,smoke", ("--config.data.tasks=right",), {"right"})])
+def test_multi_fashion_smoke(config, flags, tasks, tmp_path, data_dir, user_env):
+  done = run(config, tmp_path, {**user_env, "METALM_DATA_DIR": data_dir}, *flags)
   assert done.returncode == 0, done.stderr[-3000:]
   assert results(tmp_path)["step"] == 4 and os.path.isdir(tmp_path / "checkpoints" / "4")
+  assert set(results(tmp_path)["scores"]) == tasks
+  assert set(saved_params(tmp_path, 4)[base.TASK_KEY]) == tasks
+
+
+def test_task_names_are_checked():
+  assert common.task_names("left, right", ("left", "right"), "f") == ("left", "right")
+  for bad in ("", "left,left", "middle"):
+    with pytest.raises(ValueError, match=r"config.data.tasks=.*subset of \['left', 'right'\]"):
+      common.task_names(bad, ("left", "right"), "config.data.tasks")
 
 
 def check_smoke_and_resume(config, workdir, env, tasks):

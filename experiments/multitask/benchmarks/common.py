@@ -30,6 +30,16 @@ class Benchmark(NamedTuple):
   higher_is_better: Mapping[str, Mapping[str, bool]]
 
 
+def task_names(spec: str, known: tuple[str, ...], field: str) -> tuple[str, ...]:
+  """The tasks of a comma-separated ``spec``, each one of ``known``, none twice."""
+  names = tuple(t.strip() for t in spec.split(",") if t.strip())
+  unknown = [t for t in names if t not in known]
+  if not names or unknown or len(set(names)) < len(names):
+    raise ValueError(f"{field}={spec!r}: give a comma-separated subset of {list(known)} "
+                     f"without repeats (unknown: {unknown}).")
+  return names
+
+
 def predict_fn(model: base.MultiTaskModel):
   """Jitted ``predict(params, model_state, x) -> {task: output}`` in evaluation mode."""
 

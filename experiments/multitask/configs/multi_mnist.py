@@ -12,6 +12,7 @@ batch 256, 100 epochs; per-task test accuracy. Any balancer:
       --workdir=runs/multi_mnist_mgda
 
 Arguments: a balancer name (``equal_weighting`` by default), optionally ``,smoke``.
+Single-task baselines (for delta_m): ``--config.data.tasks=left`` (or ``right``).
 """
 
 import ml_collections
@@ -43,7 +44,7 @@ def lenet(dataset: str, arg: str | None) -> ml_collections.ConfigDict:
   balancer, smoke, _ = base.parse(arg)
   config = base.common("multi_mnist", balancer)
   config.data = dict(dataset=dataset, data_dir="", num_train=0, num_test=0, image_size=36,
-                     max_shift=4, seed=0)
+                     max_shift=4, seed=0, tasks="left,right")
   config.model = dict(architecture="hard_sharing", kernels=(9, 5), head=(10,))
   config.optimizer = dict(
       name="sgd", momentum=0.9,
