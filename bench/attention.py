@@ -22,9 +22,9 @@ Variants (``metalm.lm.attention`` and ``metalm.lm.transformer``):
   xl          Transformer-XL segment recurrence: the sequence in segments of
               ``--segment`` tokens, each attending (full, causal) to itself and a memory of
               the previous segment's hidden states (gradients stopped), scanned.
-  reversible  full attention in reversible blocks (Reformer). The library's reversible
-              block gives the exact inverse but its backward pass uses ordinary autodiff
-              storage, so it is not expected to save memory here.
+  reversible  full attention in reversible blocks (Reformer), whose backward pass
+              rebuilds each block's inputs instead of storing them: the saving grows
+              with ``--depth``.
 
 The cost is compiled ahead (compile seconds and the compiled step's memory analysis, in
 MB, are reported), one warm-up window is run, then ``--windows`` windows of

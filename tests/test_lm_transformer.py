@@ -60,6 +60,85 @@ def test_reversible_block_reconstructs_inputs():
   assert lm.apply(init(lm, tokens()), tokens()).shape == (2, L, V)
 
 
+REV = dict(num_heads=2, mlp_dim=32, causal=True)
+
+
+def reversible_losses(depth):
+  """The same loss through ``reversible_stack`` and through the blocks chained plainly."""
+  block = transformer.ReversibleBlock(**REV)
+
+  def plain(params_seq, x):
+    x1 = x2 = x
+    for params in params_seq:
+      x1, x2 = block.apply({"params": params}, x1, x2)
+    return jnp.sum(jnp.sin(x1 + x2))
+
+  def reversible(params_seq, x):
+    x1, x2 = transformer.reversible_stack(block, params_seq, x, x)
+    return jnp.sum(jnp.sin(x1 + x2))
+
+  def params_and_input(dtype=jnp.float32, length=L, dim=D):
+    keys = jax.random.split(jax.random.PRNGKey(3), depth + 1)
+    x = jax.random.normal(keys[0], (2, length, dim), dtype)
+    params_seq = [jax.tree.map(lambda a: a.astype(dtype), block.init(k, x, x)["params"])
+                  for k in keys[1:]]
+    return params_seq, x
+
+  return plain, reversible, params_and_input
+
+
+def test_reversible_backward_matches_autodiff_to_second_order(x64):
+  del x64
+  plain, reversible, params_and_input = reversible_losses(depth=3)
+  params_seq, x = params_and_input(jnp.float64)
+  def squared_grad_norm(loss):  # Differentiated again, as in second-order MAML.
+    return lambda p, x: optax.tree.norm(jax.grad(loss, (0, 1))(p, x), squared=True)
+
+  for want_fn, got_fn in ((plain, reversible),
+                          (squared_grad_norm(plain), squared_grad_norm(reversible))):
+    want = jax.grad(want_fn, (0, 1))(params_seq, x)
+    got = jax.grad(got_fn, (0, 1))(params_seq, x)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9),
+                 got, want)
+
+
+def test_reversible_training_memory_does_not_grow_with_depth():
+  def temp_mb(loss, depth):
+    params_seq, x = reversible_losses(depth)[2](length=128, dim=32)
+    compiled = jax.jit(jax.grad(loss[depth])).lower(params_seq, x).compile()
+    return compiled.memory_analysis().temp_size_in_bytes / 1e6
+
+  plain = {d: reversible_losses(d)[0] for d in (2, 8)}
+  reversible = {d: reversible_losses(d)[1] for d in (2, 8)}
+  assert temp_mb(plain, 8) > 2.5 * temp_mb(plain, 2)  # Autodiff stores every layer.
+  assert temp_mb(reversible, 8) < 1.5 * temp_mb(reversible, 2)
+  assert temp_mb(reversible, 8) < 0.5 * temp_mb(plain, 8)
+
+
+def test_reversible_trunk_trains_through_the_stack():
+  lm = transformer.DecoderLM(**SMALL, reversible=True)
+  x = tokens()
+  params = init(lm, x)
+  loss = lambda p: transformer.next_token_loss(lm.apply(p, x), x)
+  grads = jax.grad(loss)(params)
+  assert all(float(jnp.abs(g).max()) > 0 for g in jax.tree.leaves(grads))
+  step = jax.tree.map(lambda p, g: p - 0.1 * g, params, grads)
+  assert loss(step) < loss(params)
+
+
+@pytest.mark.parametrize("name,options", [
+    ("full", None), ("lsh", {"num_buckets": 2, "chunk_size": 4, "seed": 0})])
+def test_every_attention_parameter_is_used(name, options):
+  """LSH shares queries and keys, so its layers have no key projection to leave idle."""
+  lm = transformer.DecoderLM(**SMALL, attention=name, attention_options=options)
+  x = tokens()
+  params = init(lm, x)
+  attn = params["params"]["trunk"]["block_0"]["attn"]
+  assert ("key" in attn) == (name not in transformer.attention.SHARED_QUERY_KEY)
+  grads = jax.grad(lambda p: transformer.next_token_loss(lm.apply(p, x), x))(params)
+  assert all(float(jnp.abs(g).max()) > 0 for g in jax.tree.leaves(grads))
+
+
 @pytest.mark.parametrize("head,pooling", [("classify", "mean"), ("classify", "cls"),
                                           ("tag", "mean")])
 def test_encoder_padding_is_irrelevant(head, pooling):

@@ -363,6 +363,9 @@ ATTENTIONS = {
     "lsh": lsh,
 }
 
+# Attentions whose keys are the queries (a layer using one needs no key projection).
+SHARED_QUERY_KEY = frozenset({"lsh"})
+
 
 def get(name: str):
   """The attention function registered under ``name``."""

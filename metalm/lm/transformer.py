@@ -60,6 +60,9 @@ def _full_weights(q_BxLxHxD, k_BxSxHxD, mask_BxS, causal):
 class SelfAttention(nn.Module):
   """Multi-head attention over ``[memory; x]`` with a named attention function.
 
+  An attention that shares queries and keys (``attention.SHARED_QUERY_KEY``, e.g. LSH)
+  gets no key projection: its keys are the queries' projection of the context.
+
   With full attention and a mutable ``"intermediates"`` collection (outside ``init``) it
   sows its softmax weights ``[B, H, L, S]`` as ``"attention_probs"``; outputs are unchanged.
   """
@@ -82,8 +85,10 @@ class SelfAttention(nn.Module):
         mask_BxL = jnp.concatenate([mem_mask, mask_BxL], axis=1)
     key_length = context_BxSxD.shape[1]
     proj = lambda name: nn.DenseGeneral((self.num_heads, head_dim), name=name)
-    q_BxLxHxD = proj("query")(x_BxLxD)
-    k_BxSxHxD, v_BxSxHxD = proj("key")(context_BxSxD), proj("value")(context_BxSxD)
+    query = proj("query")
+    key = query if self.attention in attention.SHARED_QUERY_KEY else proj("key")
+    q_BxLxHxD = query(x_BxLxD)
+    k_BxSxHxD, v_BxSxHxD = key(context_BxSxD), proj("value")(context_BxSxD)
     if self.rotary:
       positions_S = jnp.arange(key_length)
       q_BxLxHxD = rotary(q_BxLxHxD, positions_S[key_length - length:])
@@ -145,8 +150,8 @@ class Block(nn.Module):
 class ReversibleBlock(nn.Module):
   """A reversible pair: ``y1 = x1 + F(x2)``, ``y2 = x2 + G(y1)``; ``invert`` undoes it.
 
-  Inverting recomputes F and G, so training could drop stored activations; this module
-  gives the exact inverse (backward still uses ordinary autodiff storage).
+  ``reversible_stack`` chains these with a backward pass that rebuilds each pair's
+  inputs from its outputs instead of storing them.
 
   Reference: Kitaev, Kaiser & Levskaya, 2020, arXiv:2001.04451 (Reformer); Gomez et al.,
   2017, arXiv:1707.04585.
@@ -171,6 +176,50 @@ class ReversibleBlock(nn.Module):
     """The inputs ``(x1, x2)`` that produce ``(y1, y2)``."""
     x2_BxLxD = y2_BxLxD - self.block.feed(y1_BxLxD)
     return y1_BxLxD - self.block.attend(x2_BxLxD, mask_BxL), x2_BxLxD
+
+
+def reversible_stack(block: ReversibleBlock, params_seq, x1_BxLxD, x2_BxLxD, mask_BxL=None):
+  """Applies ``block`` with each of ``params_seq`` in turn, storing no activations.
+
+  The backward pass walks the stack from the top, rebuilding every block's inputs from
+  its outputs with ``block.invert`` and differentiating that block alone, so the memory
+  of training does not grow with depth (Gomez et al. 2017, Sec. 3; Kitaev et al. 2020,
+  Sec. 3). Reverse mode only: forward-mode autodiff (``jax.jvp``, ``jax.linearize``)
+  is not defined through it. Gradients match ordinary autodiff up to the rounding of
+  the reconstruction.
+
+  Args:
+    block: an unbound ``ReversibleBlock`` (the definition every layer shares).
+    params_seq: one ``params`` collection per layer, bottom first.
+  """
+
+  def forward(params, x1, x2, mask):
+    return block.apply({"params": params}, x1, x2, mask)
+
+  @jax.custom_vjp
+  def stack(params_seq, x1, x2, mask):
+    for params in params_seq:
+      x1, x2 = forward(params, x1, x2, mask)
+    return x1, x2
+
+  def stack_fwd(params_seq, x1, x2, mask):
+    outputs = stack(params_seq, x1, x2, mask)
+    return outputs, (params_seq, outputs, mask)
+
+  def stack_bwd(residuals, cotangents):
+    params_seq, (y1, y2), mask = residuals
+    g1, g2 = cotangents
+    grads = []
+    for params in reversed(params_seq):
+      x1, x2 = block.apply({"params": params}, y1, y2, mask, method=ReversibleBlock.invert)
+      _, vjp = jax.vjp(lambda p, a, b: forward(p, a, b, mask), params, x1, x2)
+      grad, g1, g2 = vjp((g1, g2))
+      grads.append(grad)
+      y1, y2 = x1, x2
+    return tuple(reversed(grads)), g1, g2, None
+
+  stack.defvjp(stack_fwd, stack_bwd)
+  return stack(tuple(params_seq), x1_BxLxD, x2_BxLxD, mask_BxL)
 
 
 class Trunk(nn.Module):
@@ -198,8 +247,14 @@ class Trunk(nn.Module):
       if memories is not None or memory_len:
         raise ValueError("Reversible layers do not take a Transformer-XL memory.")
       x1, x2 = h_BxLxD, h_BxLxD
-      for i in range(self.depth):
-        x1, x2 = ReversibleBlock(**fields, name=f"block_{i}")(x1, x2, mask_BxL)
+      names = [f"block_{i}" for i in range(self.depth)]
+      if self.is_initializing():
+        for name in names:
+          x1, x2 = ReversibleBlock(**fields, name=name)(x1, x2, mask_BxL)
+      else:
+        x1, x2 = reversible_stack(ReversibleBlock(**fields, parent=None),
+                                  [self.variables["params"][n] for n in names],
+                                  x1, x2, mask_BxL)
       return nn.LayerNorm(name="final_norm")(0.5 * (x1 + x2)), None
     new_memories = []
     for i in range(self.depth):
