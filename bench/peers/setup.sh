@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates bench/.venv-peers with the PyTorch peers of the benchmarks (idempotent):
-# torch 2.13.0 (CPU), learn2learn 0.2.0, higher 0.2.1, TorchJD, LibMTL.
+# torch 2.13.0 (CPU), learn2learn 0.2.0, higher 0.2.1, TorchJD with its optional solvers
+# (quadprog for UPGrad, ecos and cvxpy for Nash-MTL), LibMTL.
 #
 #   bash bench/peers/setup.sh
 #
@@ -31,7 +32,7 @@ if [[ "$("$py" -c 'import torch; print(torch.__version__)' 2>/dev/null)" != 2.13
 fi
 
 "${pip[@]}" -c "$constraints" "cython>=3" wheel setuptools numpy scipy requests tqdm \
-  pillow "gym>=0.14.0" "qpth>=0.0.15" higher==0.2.1 torchjd
+  pillow "gym>=0.14.0" "qpth>=0.0.15" higher==0.2.1 "torchjd[full]"
 "${pip[@]}" -c "$constraints" --no-deps libmtl
 
 if [[ "$("$py" -m pip show learn2learn 2>/dev/null | sed -n 's/^Version: //p')" != 0.2.0 ]]; then
