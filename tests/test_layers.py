@@ -32,7 +32,7 @@ def test_conv_impls_share_parameters_and_values():
   x = jax.random.normal(jax.random.key(0), (2, 6, 6, 3))
   params = nn.Conv(5, (3, 3), padding="SAME").init(jax.random.key(1), x)
   reference = nn.Conv(5, (3, 3), padding="SAME").apply(params, x)
-  for impl in ("xla", "im2col", "auto"):
+  for impl in ("xla", "im2col", "winograd", "auto"):
     out = layers.Conv(5, (3, 3), impl=impl).apply(params, x)
     np.testing.assert_allclose(out, reference, rtol=1e-5, atol=1e-5)
 
@@ -50,10 +50,28 @@ def test_per_task_weights_under_vmap_agree(x64):
 
   for argnum in (0, 1):
     grads = [jax.grad(loss, argnums=argnum + 1)(impl, kernel_T, x_T)
-             for impl in ("xla", "im2col")]
+             for impl in ("xla", "im2col", "winograd")]
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-10)
-  test_util.check_grads(lambda k, x: loss("im2col", k, x), (kernel_T, x_T), order=2,
-                        modes=["rev"])
+    np.testing.assert_allclose(grads[0], grads[2], rtol=1e-10)
+  for impl in ("im2col", "winograd"):
+    test_util.check_grads(lambda k, x, impl=impl: loss(impl, k, x), (kernel_T, x_T),
+                          order=2, modes=["rev"])
+
+
+@pytest.mark.parametrize("shape", [(2, 28, 28, 1), (1, 7, 5, 3), (1, 3, 3, 2), (1, 1, 2, 1)])
+def test_winograd_equals_direct_convolution_at_every_size(shape, x64):
+  """Even, odd and smaller-than-a-tile inputs (padded to whole tiles, then cropped)."""
+  del x64
+  x = jax.random.normal(jax.random.key(0), shape, jnp.float64)
+  kernel = jax.random.normal(jax.random.key(1), (3, 3, shape[-1], 4), jnp.float64)
+  np.testing.assert_allclose(layers.winograd_conv3x3(x, kernel), xla_conv(x, kernel),
+                             rtol=1e-12, atol=1e-12)
+
+
+def test_winograd_needs_a_3x3_kernel():
+  x = jnp.ones((1, 6, 6, 2))
+  with pytest.raises(ValueError, match="winograd.*3x3 kernel.*im2col"):
+    layers.Conv(4, (5, 5), impl="winograd").init(jax.random.key(0), x)
 
 
 @pytest.mark.parametrize("shape", [(2, 8, 8, 3), (1, 7, 5, 2), (1, 3, 3, 1)])
@@ -71,7 +89,7 @@ def test_conv4_impls_agree_with_per_task_weights(x64):
         name="conv4", num_classes=3, filters=4, norm="transductive", conv_impl=impl)),
         (1, 28, 28, 1))
 
-  xla, im2col = build("xla"), build("im2col")
+  xla, im2col, winograd = build("xla"), build("im2col"), build("winograd")
   params, state = jax.tree.map(lambda a: a.astype(jnp.float64), xla.init(jax.random.key(0)))
   x_T = jax.random.normal(jax.random.key(1), (2, 3, 28, 28, 1), jnp.float64)
 
@@ -82,9 +100,10 @@ def test_conv4_impls_agree_with_per_task_weights(x64):
       return jnp.sum(model.apply(fast, state, x, train=True)[0] ** 2)
     return jnp.sum(jax.vmap(one_task)(x_T))
 
-  grads = [jax.grad(adapted_loss, argnums=1)(m, params) for m in (xla, im2col)]
-  for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1]), strict=True):
-    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+  grads = [jax.grad(adapted_loss, argnums=1)(m, params) for m in (xla, im2col, winograd)]
+  for other in grads[1:]:
+    for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(other), strict=True):
+      np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
 def test_unknown_impl_is_named():
