@@ -3,7 +3,8 @@
   python bench/memory.py [--inner_steps 1 5 25] [--meta_batch_size 32]
 
 Second-order MAML on Omniglot-shaped 5-way 1-shot episodes (Conv-4, 64 filters) with and
-without rematerialized inner steps (``jax.checkpoint`` on the scan body), and iMAML,
+without rematerialized inner steps (``jax.checkpoint`` on the scan body), with the
+tasks run one at a time (``task_chunk=1``, each rematerialized), and iMAML,
 whose implicit meta-gradient stores nothing from the inner loop. The figure is the
 compiled step's arguments + outputs + temporaries (``compiled.memory_analysis()``), so
 it needs no run and is the same on any machine of the backend. One JSON line each.
@@ -46,12 +47,14 @@ def main():
       "imaml": lambda k: meta.get("imaml")(model, losses.cross_entropy,
                                            inner_tx=optax.sgd(0.1), inner_steps=k),
   }
+  variants["maml, task_chunk=1"] = variants["maml"]
   for name, make in variants.items():
     for steps in args.inner_steps:
       learner = make(steps)
+      task_chunk = 1 if name.endswith("task_chunk=1") else 0
 
-      def step(state, tasks, key, learner=learner):
-        return base.meta_step(learner, outer_tx, state, tasks, key)
+      def step(state, tasks, key, learner=learner, task_chunk=task_chunk):
+        return base.meta_step(learner, outer_tx, state, tasks, key, task_chunk=task_chunk)
 
       state = jax.eval_shape(lambda key, learner=learner: base.init_train_state(
           learner, outer_tx, key), jax.random.key(0))

@@ -1,6 +1,7 @@
 """Meta-steps per second of Conv-4 MAML on Omniglot-shaped episodes (Finn et al. 2017).
 
   python bench/omniglot_maml.py [--order 2] [--conv_impl auto] [--meta_batch_size 32]
+      [--task_chunk 0]
 
 Conv-4 with 64 filters and BatchNorm on 28x28x1 inputs, 5-way 1-shot, 15 queries per
 class, one inner SGD step. Episodes are random arrays of the real shapes (the step's cost
@@ -45,6 +46,8 @@ def main():
   parser.add_argument("--queries", type=int, default=15)
   parser.add_argument("--meta_batch_size", type=int, default=32)
   parser.add_argument("--inner_steps", type=int, default=1)
+  parser.add_argument("--task_chunk", type=int, default=0,
+                      help="tasks run at a time (0: all, vmapped); base.batched_outer_loss")
   parser.add_argument("--windows", type=int, default=5)
   parser.add_argument("--steps", type=int, default=3)
   args = parser.parse_args()
@@ -60,7 +63,7 @@ def main():
                                   args.meta_batch_size))
 
   def step(state, tasks, key):
-    return base.meta_step(learner, outer_tx, state, tasks, key)
+    return base.meta_step(learner, outer_tx, state, tasks, key, task_chunk=args.task_chunk)
 
   state = base.init_train_state(learner, outer_tx, jax.random.key(0))
   timing = harness.time_step(step, state, tasks, jax.random.key(1),
@@ -69,7 +72,7 @@ def main():
       f"omniglot conv4 {method} meta-steps/s",
       {"ways": args.ways, "shots": args.shots, "queries": args.queries,
        "meta_batch": args.meta_batch_size, "inner_steps": args.inner_steps,
-       "filters": 64, "conv_impl": args.conv_impl}, timing)
+       "filters": 64, "conv_impl": args.conv_impl, "task_chunk": args.task_chunk}, timing)
 
 
 if __name__ == "__main__":

@@ -97,6 +97,17 @@ def test_host_episodes_resume_bitwise_exactly(tmp_path):
   assert_trees_bitwise_equal(resumed, uninterrupted)
 
 
+def test_tasks_in_chunks_train_like_the_vmapped_step(tmp_path):
+  """``config.task_chunk`` reaches the step: same training to rounding, bad values named."""
+  vmapped = run_episodic(smoke_config(meta_batch_size=4, num_steps=3), tmp_path / "vmap")
+  chunked = run_episodic(smoke_config(meta_batch_size=4, num_steps=3, task_chunk=1),
+                         tmp_path / "chunk")
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+               chunked.params, vmapped.params)
+  with pytest.raises(ValueError, match=r"config.task_chunk must be an integer >= 0"):
+    run_episodic(smoke_config(task_chunk=-1), tmp_path / "bad")
+
+
 def test_resume_refuses_a_different_config(tmp_path):
   run(smoke_config(num_steps=10), tmp_path)
   changed = smoke_config(num_steps=10)

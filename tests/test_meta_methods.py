@@ -270,3 +270,18 @@ def test_meta_step_runs_under_jit(factory):
   changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), new_state.params,
                          train_state.params)
   assert any(jax.tree.leaves(changed))
+
+
+@pytest.mark.parametrize("task_chunk", [1, 2, 3])
+def test_tasks_in_chunks_give_the_vmapped_meta_step(task_chunk):
+  """Tasks run k at a time (rematerialized) give the step of all tasks at once; 3 does
+  not divide the 4 tasks, so the remainder path is taken too."""
+  learner = maml.maml(mlp(), losses.mse, inner_tx=optax.sgd(ALPHA), inner_steps=2)
+  tx = optax.sgd(0.1)
+  train_state = base.init_train_state(learner, tx, jax.random.key(0))
+  tasks = sinusoid_tasks(jax.random.key(1), 4)
+  step = lambda chunk: jax.jit(lambda s, t, k: base.meta_step(
+      learner, tx, s, t, k, task_chunk=chunk))(train_state, tasks, jax.random.key(2))
+  (want, want_metrics), (got, got_metrics) = step(0), step(task_chunk)
+  assert_trees_close(got.params, want.params)
+  assert_trees_close(got_metrics, want_metrics)

@@ -12,6 +12,7 @@ A meta-learner is a bundle of pure functions over an explicit meta-parameter pyt
 batches ``outer_loss`` over the task axis with ``vmap`` inside one jitted function.
 """
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -78,16 +79,27 @@ def batched_outer_loss(
     state: types.ModelState,
     tasks: types.TaskBatch,
     key: types.PRNGKey,
+    *,
+    task_chunk: int = 0,
 ):
-  """Mean outer loss over the T tasks of ``tasks`` (``vmap`` over the task axis).
+  """Mean outer loss over the T tasks of ``tasks``.
+
+  Args:
+    task_chunk: 0 maps the outer loss over all T tasks at once (``vmap``); k > 0 runs
+      the tasks k at a time (``lax.map``), each chunk rematerialized in the backward
+      pass, so the step's memory is that of k tasks (on a CPU, where cache reuse
+      matters, 1 is also faster). The values are the same up to rounding.
 
   Returns:
     ``(loss, OuterAux)``: the mean loss, and the task-averaged state and metrics.
   """
   keys = jax.random.split(key, tasks.num_tasks)
-  losses_T, aux_T = jax.vmap(learner.outer_loss, in_axes=(None, None, 0, 0))(
-      meta_params, state, tasks, keys
-  )
+  outer_loss = functools.partial(learner.outer_loss, meta_params, state)
+  if task_chunk:
+    losses_T, aux_T = jax.lax.map(jax.checkpoint(lambda task_key: outer_loss(*task_key)),
+                                  (tasks, keys), batch_size=task_chunk)
+  else:
+    losses_T, aux_T = jax.vmap(outer_loss)(tasks, keys)
   aux = jax.tree.map(lambda x: jnp.mean(x, axis=0), aux_T)
   return jnp.mean(losses_T), aux
 
@@ -119,18 +131,22 @@ def meta_step(
     train_state: MetaTrainState,
     tasks: types.TaskBatch,
     key: types.PRNGKey,
+    *,
+    task_chunk: int = 0,
 ):
   """One outer update on a meta-batch of tasks; pure, to be jitted by the caller.
 
   A step whose loss or gradient is not finite leaves ``train_state`` unchanged except
   for the step counter, and reports ``finite=False`` so the loop can stop cleanly.
 
+  ``task_chunk`` is ``batched_outer_loss``'s.
+
   Returns:
     ``(train_state, metrics)`` with ``loss``, ``grad_norm``, ``finite`` and the
     learner's task-averaged metrics.
   """
   (loss, aux), grads = jax.value_and_grad(
-      batched_outer_loss, argnums=1, has_aux=True
+      functools.partial(batched_outer_loss, task_chunk=task_chunk), argnums=1, has_aux=True
   )(learner, train_state.params, train_state.model_state, tasks, key)
   updates, opt_state = outer_tx.update(grads, train_state.opt_state, train_state.params)
   params = optax.apply_updates(train_state.params, updates)

@@ -51,7 +51,7 @@ class _StopSignals:
 
 
 def make_step(learner: base.MetaLearner, outer_tx: optax.GradientTransformation,
-              sampler, *, meta_batch_size: int, seed: int, mesh=None):
+              sampler, *, meta_batch_size: int, seed: int, mesh=None, task_chunk: int = 0):
   """The jitted, donated meta step.
 
   With an in-jit ``types.TaskSampler`` it is ``step(train_state)`` and samples the
@@ -59,6 +59,7 @@ def make_step(learner: base.MetaLearner, outer_tx: optax.GradientTransformation,
   ``batch(step, num_tasks)``, e.g. ``data.episodic``) it is
   ``step(train_state, tasks)``. With a ``mesh`` (see ``sharding.task_mesh``) the
   tasks are split over its devices; the train state must then be replicated on it.
+  ``task_chunk`` is ``base.batched_outer_loss``'s.
 
   Returns:
     ``step(...) -> (train_state, metrics)``.
@@ -69,7 +70,7 @@ def make_step(learner: base.MetaLearner, outer_tx: optax.GradientTransformation,
     if mesh is not None:
       tasks = sharding.shard_tasks(tasks, mesh)
     key = jax.random.fold_in(step_key, train_state.step)
-    return base.meta_step(learner, outer_tx, train_state, tasks, key)
+    return base.meta_step(learner, outer_tx, train_state, tasks, key, task_chunk=task_chunk)
 
   if not isinstance(sampler, types.TaskSampler):
     return jax.jit(step_on, donate_argnums=0)
@@ -95,7 +96,7 @@ def train(
 
   Args:
     config: uses ``seed``, ``num_steps``, ``meta_batch_size``, ``log_every``,
-      ``checkpoint_every`` and ``max_checkpoints``.
+      ``checkpoint_every``, ``max_checkpoints`` and, if present, ``task_chunk``.
     workdir: holds ``checkpoints/`` and ``metrics.jsonl``.
     learner: the meta-learner.
     outer_tx: the outer optimizer.
@@ -113,10 +114,15 @@ def train(
   """
   check_loop_fields(config)
   validate.integer(config.get("meta_batch_size"), "config.meta_batch_size", minimum=1)
+  task_chunk = validate.integer(config.get("task_chunk", 0), "config.task_chunk", minimum=0)
   mesh = sharding.task_mesh(config.meta_batch_size)
+  if task_chunk and mesh.size > 1:
+    raise ValueError(f"config.task_chunk={task_chunk} runs the tasks in turn on one "
+                     f"device, but the meta-batch is split over {mesh.size} devices; set "
+                     "config.task_chunk=0 (or METALM_MESH_DEVICES=1).")
   step_fn = make_step(learner, outer_tx, sampler,
                       meta_batch_size=config.meta_batch_size, seed=config.seed,
-                      mesh=mesh)
+                      mesh=mesh, task_chunk=task_chunk)
   batches = None
   if not isinstance(sampler, types.TaskSampler):
     # The tasks of the update that takes state.step from k to k+1 are those of step k.

@@ -35,6 +35,9 @@ def omniglot(ways: int, shots: int, *, method: dict, head: bool) -> ml_collectio
                      shots=shots, queries=15)
   config.outer_optimizer = dict(name="adam", learning_rate=1e-3)
   config.meta_batch_size = 32
+  # Tasks run k at a time (``base.batched_outer_loss``); 0: all at once. On a CPU, 1
+  # needs a thirtieth of the memory and is faster (BENCHMARKS.md).
+  config.task_chunk = 0
   config.num_steps = 60_000
   config.log_every = 100
   config.checkpoint_every = 1_000
