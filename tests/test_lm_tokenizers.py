@@ -1,5 +1,8 @@
 """Tests for metalm.lm.tokenizers."""
 
+import collections
+import os
+
 import numpy as np
 import pytest
 
@@ -21,6 +24,42 @@ def test_byte_round_trip_including_non_ascii():
     assert ids[0] == tok.bos_id and ids[-1] == tok.eos_id
     assert len(ids) == len(text.encode("utf-8")) + 2
     assert tok.decode(ids) == text
+
+
+def naive_bpe_merges(texts, vocab_size):
+  """Textbook BPE: recount every pair of the corpus before each merge."""
+  base = 256 + len(tokenizers.SPECIALS)
+  words = collections.Counter(tuple(p.encode("utf-8")) for t in texts
+                              for p in tokenizers._PIECES.findall(t))
+  merges = []
+  while base + len(merges) < vocab_size:
+    pairs = collections.Counter()
+    for word, count in words.items():
+      for pair in zip(word, word[1:], strict=False):
+        pairs[pair] += count
+    if not pairs or max(pairs.values()) < 2:
+      break
+    best = min(pairs, key=lambda p: (-pairs[p], p))
+    merges.append(best)
+    words = collections.Counter({tokenizers._replace(w, best, base + len(merges) - 1): c
+                                 for w, c in words.items()})
+  return tuple(merges)
+
+
+@pytest.mark.parametrize("texts", [
+    CORPUS, ["aaaa aaa aa a bbbb abab aabb " * 3, "aaaaaaaa ab" * 2],
+    [" ".join(map(str, np.random.default_rng(0).integers(0, 40, 300)))]])
+def test_bpe_merges_equal_the_textbook_algorithm(texts):
+  """The incremental counts give the merges of recounting everything, in order, to
+  exhaustion (runs of one symbol, where pairs overlap, included)."""
+  assert tokenizers.train_bpe(texts, 10_000).merges == naive_bpe_merges(texts, 10_000)
+
+
+def test_bpe_merges_on_a_real_corpus_equal_the_textbook_algorithm(data_dir):
+  from metalm.data import trec  # pylint: disable=import-outside-toplevel
+  questions = trec.read_questions(os.path.join(data_dir, trec.ZIP_PATH))
+  texts = [q for label in sorted(questions) for q in questions[label]][:2000]
+  assert tokenizers.train_bpe(texts, 600).merges == naive_bpe_merges(texts, 600)
 
 
 def test_bpe_round_trip_and_fewer_tokens_on_training_corpus():

@@ -9,6 +9,7 @@ Reference: Sennrich, Haddow & Birch, 2016, arXiv:1508.07909 (BPE).
 
 import collections
 import dataclasses
+import heapq
 import json
 import os
 import re
@@ -198,32 +199,53 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:
 
   Each step merges the most frequent adjacent pair; ties go to the smallest
   ``(left_id, right_id)``, so training is deterministic. Stops early when no pair occurs
-  twice.
+  twice. Pair counts are updated only in the words a merge touches, and the next pair
+  comes from a heap, so a merge costs what it changes rather than a pass over the corpus.
 
   Reference: Sennrich, Haddow & Birch, 2016, arXiv:1508.07909.
   """
   base = NUM_BYTES + len(SPECIALS)
   if vocab_size < base:
     raise ValueError(f"vocab_size={vocab_size} is below the {base} byte and special ids.")
-  words = collections.Counter()
+  counted = collections.Counter()
   for text in texts:
     for piece in _PIECES.findall(text):
-      words[tuple(piece.encode("utf-8"))] += 1
-  words = dict(words)
+      counted[tuple(piece.encode("utf-8"))] += 1
+  words, counts = list(counted), list(counted.values())
+  pairs = collections.Counter()  # Adjacent pairs, overlapping ones included.
+  where = collections.defaultdict(set)  # Pair -> indices of the words that hold it.
+  for i, word in enumerate(words):
+    for pair in zip(word, word[1:], strict=False):
+      pairs[pair] += counts[i]
+      where[pair].add(i)
+  heap = [(-count, pair) for pair, count in pairs.items()]
+  heapq.heapify(heap)
   merges = []
-  while base + len(merges) < vocab_size:
-    pairs = collections.Counter()
-    for word, count in words.items():
-      for pair in zip(word, word[1:], strict=False):
-        pairs[pair] += count
-    if not pairs:
-      break
-    best = min(pairs, key=lambda p: (-pairs[p], p))
-    if pairs[best] < 2:
+  while base + len(merges) < vocab_size and heap:
+    negative, best = heapq.heappop(heap)
+    if pairs.get(best, 0) != -negative:
+      continue  # A count that has changed since this entry was pushed.
+    if -negative < 2:
       break
     new_id = base + len(merges)
     merges.append(best)
-    words = {_replace(w, best, new_id): c for w, c in words.items()}
+    changed = set()
+    for i in sorted(where.pop(best)):
+      old, words[i] = words[i], _replace(words[i], best, new_id)
+      for pair in zip(old, old[1:], strict=False):
+        pairs[pair] -= counts[i]
+        where[pair].discard(i)
+        changed.add(pair)
+      for pair in zip(words[i], words[i][1:], strict=False):
+        pairs[pair] += counts[i]
+        where[pair].add(i)
+        changed.add(pair)
+    for pair in changed:
+      if pairs[pair] > 0:
+        heapq.heappush(heap, (-pairs[pair], pair))
+      else:
+        del pairs[pair]
+        where.pop(pair, None)
   return Tokenizer(tuple(merges))
 
 
