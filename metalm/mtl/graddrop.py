@@ -7,15 +7,23 @@ from metalm.mtl import base
 
 
 def drop(grads_T, key, leak_T):
-  """One GradDrop draw for one array ``[T, ...]``; returns the combined ``[...]``."""
-  total = jnp.sum(grads_T, axis=0)
-  mass = jnp.sum(jnp.abs(grads_T), axis=0)
-  purity = 0.5 * (1.0 + total / (mass + 1e-8))
+  """One GradDrop draw for one array ``[T, ...]``; returns the combined ``[...]``.
+
+  The kept parts are weighted sums over tasks of the positive and negative parts,
+  taken as products with ``[T]`` vectors (XLA's CPU reduction over a leading axis is
+  two orders of magnitude slower than the same sum as a matrix-vector product).
+  """
+  leak_T = leak_T.astype(grads_T.dtype)
+  over_tasks = lambda w_T, x_T: jnp.tensordot(w_T, x_T, axes=1)
+  positive_T, negative_T = jnp.maximum(grads_T, 0.0), jnp.minimum(grads_T, 0.0)
+  ones_T = jnp.ones_like(leak_T)
+  positive, negative = over_tasks(ones_T, positive_T), over_tasks(ones_T, negative_T)
+  purity = 0.5 * (1.0 + (positive + negative) / (positive - negative + 1e-8))
   u = jax.random.uniform(key, purity.shape, purity.dtype)
-  keep_T = ((purity > u)[None] & (grads_T > 0)) | ((purity < u)[None] & (grads_T < 0))
-  leak_T = leak_T.astype(grads_T.dtype).reshape((-1,) + (1,) * (grads_T.ndim - 1))
-  mask_T = leak_T + (1.0 - leak_T) * keep_T.astype(grads_T.dtype)
-  return jnp.sum(mask_T * grads_T, axis=0)
+  kept_positive = over_tasks(1.0 - leak_T, positive_T)
+  kept_negative = over_tasks(1.0 - leak_T, negative_T)
+  return (over_tasks(leak_T, grads_T) + jnp.where(purity > u, kept_positive, 0.0)
+          + jnp.where(purity < u, kept_negative, 0.0))
 
 
 def graddrop(leak=0.0) -> base.GradBalancer:
