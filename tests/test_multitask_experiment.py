@@ -142,6 +142,7 @@ def test_multi_fashion_smoke(config, flags, tasks, tmp_path, data_dir, user_env)
   assert done.returncode == 0, done.stderr[-3000:]
   assert results(tmp_path)["step"] == 4 and os.path.isdir(tmp_path / "checkpoints" / "4")
   assert set(results(tmp_path)["scores"]) == tasks
+  assert results(tmp_path)["higher_is_better"] == {t: {"accuracy": True} for t in tasks}
   assert set(saved_params(tmp_path, 4)[base.TASK_KEY]) == tasks
 
 

@@ -58,6 +58,7 @@ def main(argv):
   results = {"benchmark": config.benchmark, "dataset": config.data.get("dataset"),
              "balancer": config.balancer.name, "rep_grad": config.rep_grad,
              "step": int(state.step), "eval_split": config.eval.split, "scores": scores,
+             "higher_is_better": {t: dict(m) for t, m in bench.higher_is_better.items()},
              **summarize(config, scores, bench.higher_is_better),
              "wall_clock_s": time.perf_counter() - start,
              "config": json.loads(config.to_json())}
