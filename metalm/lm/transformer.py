@@ -168,25 +168,33 @@ class ReversibleBlock(nn.Module):
     self.block = Block(self.num_heads, self.mlp_dim, self.attention,
                        self.attention_options, self.causal, self.rotary)
 
+  def attend(self, x_BxLxD, mask_BxL=None):
+    """F: LayerNorm then attention."""
+    return self.block.attend(x_BxLxD, mask_BxL)
+
+  def feed(self, x_BxLxD):
+    """G: LayerNorm then the MLP."""
+    return self.block.feed(x_BxLxD)
+
   def __call__(self, x1_BxLxD, x2_BxLxD, mask_BxL=None):
-    y1_BxLxD = x1_BxLxD + self.block.attend(x2_BxLxD, mask_BxL)
-    return y1_BxLxD, x2_BxLxD + self.block.feed(y1_BxLxD)
+    y1_BxLxD = x1_BxLxD + self.attend(x2_BxLxD, mask_BxL)
+    return y1_BxLxD, x2_BxLxD + self.feed(y1_BxLxD)
 
   def invert(self, y1_BxLxD, y2_BxLxD, mask_BxL=None):
     """The inputs ``(x1, x2)`` that produce ``(y1, y2)``."""
-    x2_BxLxD = y2_BxLxD - self.block.feed(y1_BxLxD)
-    return y1_BxLxD - self.block.attend(x2_BxLxD, mask_BxL), x2_BxLxD
+    x2_BxLxD = y2_BxLxD - self.feed(y1_BxLxD)
+    return y1_BxLxD - self.attend(x2_BxLxD, mask_BxL), x2_BxLxD
 
 
 def reversible_stack(block: ReversibleBlock, params_seq, x1_BxLxD, x2_BxLxD, mask_BxL=None):
   """Applies ``block`` with each of ``params_seq`` in turn, storing no activations.
 
   The backward pass walks the stack from the top, rebuilding every block's inputs from
-  its outputs with ``block.invert`` and differentiating that block alone, so the memory
-  of training does not grow with depth (Gomez et al. 2017, Sec. 3; Kitaev et al. 2020,
-  Sec. 3). Reverse mode only: forward-mode autodiff (``jax.jvp``, ``jax.linearize``)
-  is not defined through it. Gradients match ordinary autodiff up to the rounding of
-  the reconstruction.
+  its outputs while it differentiates F and G there (Gomez et al. 2017, Algorithm 1), so
+  the memory of training does not grow with depth, for one extra forward pass per block
+  (Kitaev et al. 2020, Sec. 3). Reverse mode only: forward-mode autodiff (``jax.jvp``,
+  ``jax.linearize``) is not defined through it. Gradients match ordinary autodiff up to
+  the rounding of the reconstruction.
 
   Args:
     block: an unbound ``ReversibleBlock`` (the definition every layer shares).
@@ -206,15 +214,24 @@ def reversible_stack(block: ReversibleBlock, params_seq, x1_BxLxD, x2_BxLxD, mas
     outputs = stack(params_seq, x1, x2, mask)
     return outputs, (params_seq, outputs, mask)
 
+  def feed(params, h):
+    return block.apply({"params": params}, h, method=ReversibleBlock.feed)
+
   def stack_bwd(residuals, cotangents):
     params_seq, (y1, y2), mask = residuals
-    g1, g2 = cotangents
+    g1, g2 = cotangents  # Of the current block's outputs y1, y2.
     grads = []
     for params in reversed(params_seq):
-      x1, x2 = block.apply({"params": params}, y1, y2, mask, method=ReversibleBlock.invert)
-      _, vjp = jax.vjp(lambda p, a, b: forward(p, a, b, mask), params, x1, x2)
-      grad, g1, g2 = vjp((g1, g2))
-      grads.append(grad)
+      attend = lambda p, h: block.apply({"params": p}, h, mask, method=ReversibleBlock.attend)
+      g_of_y1, feed_vjp = jax.vjp(feed, params, y1)
+      x2 = y2 - g_of_y1
+      f_of_x2, attend_vjp = jax.vjp(attend, params, x2)
+      x1 = y1 - f_of_x2
+      feed_grad, through_g = feed_vjp(g2)
+      g1 = g1 + through_g  # y1 reaches the loss directly and through G: x1's cotangent.
+      attend_grad, through_f = attend_vjp(g1)
+      g2 = g2 + through_f  # x2's cotangent.
+      grads.append(jax.tree.map(jnp.add, feed_grad, attend_grad))
       y1, y2 = x1, x2
     return tuple(reversed(grads)), g1, g2, None
 
