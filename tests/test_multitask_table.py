@@ -32,5 +32,10 @@ def test_missing_baseline_names_the_finished_runs(tmp_path):
   write(tmp_path, "run", {"a": {"acc": 1.0}})
   with pytest.raises(SystemExit, match=r"\['single_a'\] have no results.json.*\['run'\]"):
     table.table(table.load_runs(tmp_path), ["single_a"])
+  write(tmp_path, "single_b", {"b": {"acc": 1.0}})
+  with pytest.raises(SystemExit, match=r"No baseline run trained \['a'\]"):
+    table.table(table.load_runs(tmp_path), ["single_b"])
+  with pytest.raises(SystemExit, match="--baselines names no run"):
+    table.table(table.load_runs(tmp_path), [])
   with pytest.raises(SystemExit, match="No \\*/results.json under"):
     table.load_runs(tmp_path / "run")

@@ -31,6 +31,8 @@ def load_runs(folder: pathlib.Path) -> dict[str, dict]:
 
 def baseline_scores(runs: dict[str, dict], names: list[str]) -> dict:
   """Each task's scores from the single-task run that trained it."""
+  if not names:
+    raise SystemExit("--baselines names no run: give the single-task runs' folders.")
   missing = [n for n in names if n not in runs]
   if missing:
     raise SystemExit(f"Baseline runs {missing} have no results.json; finished runs: "
@@ -49,6 +51,9 @@ def table(runs: dict[str, dict], baselines: list[str], lower_is_better=()) -> st
   reference = baseline_scores(runs, baselines)
   rows = {name: r for name, r in runs.items() if name not in baselines}
   tasks = sorted({t for r in rows.values() for t in r["scores"]})
+  if set(tasks) - set(reference):
+    raise SystemExit(f"No baseline run trained {sorted(set(tasks) - set(reference))}; "
+                     f"the baselines {baselines} trained {sorted(reference)}.")
   higher = {t: {m: f"{t}/{m}" not in lower_is_better for m in reference[t]} for t in tasks}
   for r in rows.values():
     for t, metrics in r.get("higher_is_better", {}).items():
