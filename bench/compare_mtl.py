@@ -18,11 +18,15 @@ import os
 import statistics
 import sys
 
-from compare import PEERS_PY, fmt, run
+from compare import BENCH, PEERS_PY, fmt, run
 
-BENCH = os.path.dirname(os.path.abspath(__file__))
 BALANCERS = ("equal_weighting", "pcgrad", "mgda", "upgrad", "cagrad", "nash_mtl", "imtl",
              "aligned_mtl", "graddrop", "gradvac", "fairgrad")
+
+
+def torchjd_name(balancer: str) -> str:
+  """TorchJD's method for a metalm balancer: its ``Mean`` aggregator for equal weighting."""
+  return "mean" if balancer == "equal_weighting" else balancer
 
 
 def main():
@@ -38,7 +42,7 @@ def main():
   if not os.path.exists(PEERS_PY):
     raise SystemExit("bench/.venv-peers is missing: run `bash bench/peers/setup.sh`.")
   names = [b for b in args.balancers.split(",") if b]
-  torch_methods = ["sum", *("mean" if n == "equal_weighting" else n for n in names)]
+  torch_methods = ["sum", *map(torchjd_name, names)]
   tasks = [str(t) for t in args.tasks]
   timing = ["--windows", str(args.windows), "--steps", str(args.steps)]
   runs = [(None, [sys.executable, os.path.join(BENCH, "mtl_balancers.py"), "--tasks",
@@ -75,11 +79,10 @@ def main():
   for t in args.tasks:
     for name in names:
       jax_rate = best("jax", name, t)
-      jd = best("torch", "mean" if name == "equal_weighting" else name, t)
+      jd = best("torch", torchjd_name(name), t)
       plain = best("torch", "sum", t) if name == "equal_weighting" else None
       torch_rates = [x for x in (jd, plain) if x]
-      jd_method = "mean" if name == "equal_weighting" else name
-      jd_cell = fmt(jd) if jd else skipped.get(("torch", jd_method, t), "n/a")[:60]
+      jd_cell = fmt(jd) if jd else skipped.get(("torch", torchjd_name(name), t), "n/a")[:60]
       ratio = f"{jax_rate / max(torch_rates):.3g}x" if jax_rate and torch_rates else "n/a"
       print(f"| {name} | {t} | {fmt(jax_rate) if jax_rate else 'n/a'} | "
             f"{jd_cell} | "
