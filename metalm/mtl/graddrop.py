@@ -9,12 +9,12 @@ from metalm.mtl import base
 def drop(grads_T, key, leak_T):
   """One GradDrop draw for one array ``[T, ...]``; returns the combined ``[...]``.
 
-  The kept parts are weighted sums over tasks of the positive and negative parts,
-  taken as products with ``[T]`` vectors (XLA's CPU reduction over a leading axis is
-  two orders of magnitude slower than the same sum as a matrix-vector product).
+  The kept parts are weighted sums over tasks of the positive and negative parts, taken
+  by ``base.combine`` as products with ``[T]`` vectors (XLA's CPU reduction over a
+  leading axis is two orders of magnitude slower than the same sum as a product).
   """
   leak_T = leak_T.astype(grads_T.dtype)
-  over_tasks = lambda w_T, x_T: jnp.tensordot(w_T, x_T, axes=1)
+  over_tasks = base.combine
   positive_T, negative_T = jnp.maximum(grads_T, 0.0), jnp.minimum(grads_T, 0.0)
   ones_T = jnp.ones_like(leak_T)
   positive, negative = over_tasks(ones_T, positive_T), over_tasks(ones_T, negative_T)
