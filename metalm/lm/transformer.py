@@ -201,13 +201,10 @@ def reversible_stack(block: ReversibleBlock, params_seq, x1_BxLxD, x2_BxLxD, mas
     params_seq: one ``params`` collection per layer, bottom first.
   """
 
-  def forward(params, x1, x2, mask):
-    return block.apply({"params": params}, x1, x2, mask)
-
   @jax.custom_vjp
   def stack(params_seq, x1, x2, mask):
     for params in params_seq:
-      x1, x2 = forward(params, x1, x2, mask)
+      x1, x2 = block.apply({"params": params}, x1, x2, mask)
     return x1, x2
 
   def stack_fwd(params_seq, x1, x2, mask):
@@ -220,9 +217,9 @@ def reversible_stack(block: ReversibleBlock, params_seq, x1_BxLxD, x2_BxLxD, mas
   def stack_bwd(residuals, cotangents):
     params_seq, (y1, y2), mask = residuals
     g1, g2 = cotangents  # Of the current block's outputs y1, y2.
+    attend = lambda p, h: block.apply({"params": p}, h, mask, method=ReversibleBlock.attend)
     grads = []
     for params in reversed(params_seq):
-      attend = lambda p, h: block.apply({"params": p}, h, mask, method=ReversibleBlock.attend)
       g_of_y1, feed_vjp = jax.vjp(feed, params, y1)
       x2 = y2 - g_of_y1
       f_of_x2, attend_vjp = jax.vjp(attend, params, x2)
