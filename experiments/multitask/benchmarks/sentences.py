@@ -22,7 +22,7 @@ def setup(config) -> common.Benchmark:
   ``dim``, ``depth``, ``num_heads``, ``mlp_dim``, ``dropout``, ``attention`` (a name of
   ``metalm.lm.attention`` and its options)."""
   data, m = config.data, config.model
-  names = tuple(t for t in data.tasks.split(",") if t)
+  names = common.task_names(data.tasks, sentence_tasks.TASKS, "config.data.tasks")
   loaded = sentence_tasks.load(names, data.data_dir or None, max_len=data.max_len,
                                units=data.units, min_count=data.min_count)
   tasks = loaded.tasks
