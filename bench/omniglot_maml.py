@@ -5,7 +5,9 @@
 
 Conv-4 with 64 filters and BatchNorm on 28x28x1 inputs, 5-way 1-shot, 15 queries per
 class, one inner SGD step. Episodes are random arrays of the real shapes (the step's cost
-does not depend on the pixel values). Prints one JSON line per measurement.
+does not depend on the pixel values). Prints one JSON line per measurement, with the
+step's GFLOP (XLA's count for its own convolution) and their rate as a fraction of the
+device's measured float32 matrix-multiply rate.
 """
 
 import argparse
@@ -21,9 +23,6 @@ from metalm.meta import base
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 import harness  # noqa: E402  (bench/harness.py)
-
-# Conv-4 second-order MAML FLOPs per task, counted as 2 * MACs over the convolutions and
-# the head for the forward passes, x3 for each backward pass (the Conv-4 layers dominate).
 
 
 def episodes(ways, shots, queries, meta_batch_size, seed=0) -> types.TaskBatch:
@@ -52,22 +51,32 @@ def main():
   parser.add_argument("--steps", type=int, default=3)
   args = parser.parse_args()
 
-  model = models.build(ml_collections.ConfigDict(dict(
-      name="conv4", num_classes=args.ways, filters=64, norm="transductive",
-      conv_impl=args.conv_impl)), (1, 28, 28, 1))
+  def make_step(conv_impl, task_chunk):
+    model = models.build(ml_collections.ConfigDict(dict(
+        name="conv4", num_classes=args.ways, filters=64, norm="transductive",
+        conv_impl=conv_impl)), (1, 28, 28, 1))
+    learner = meta.get(method)(model, losses.cross_entropy, inner_tx=optax.sgd(0.4),
+                               inner_steps=args.inner_steps)
+
+    def step(state, tasks, key):
+      return base.meta_step(learner, outer_tx, state, tasks, key,
+                            task_chunk=task_chunk)
+
+    return learner, step
+
   method = "maml" if args.order == 2 else "fomaml"
-  learner = meta.get(method)(model, losses.cross_entropy, inner_tx=optax.sgd(0.4),
-                             inner_steps=args.inner_steps)
   outer_tx = optax.adam(1e-3)
   tasks = jax.device_put(episodes(args.ways, args.shots, args.queries,
                                   args.meta_batch_size))
-
-  def step(state, tasks, key):
-    return base.meta_step(learner, outer_tx, state, tasks, key, task_chunk=args.task_chunk)
-
+  learner, step = make_step(args.conv_impl, args.task_chunk)
   state = base.init_train_state(learner, outer_tx, jax.random.key(0))
-  timing = harness.time_step(step, state, tasks, jax.random.key(1),
-                             windows=args.windows, steps=args.steps)
+  # FLOPs as XLA counts its own convolution over the whole vmapped meta-batch, whatever
+  # the formulation timed (Winograd multiplies less; a chunked loop's body counts once).
+  # The inner loop is a scan, counted right only when it runs once.
+  flops = harness.lowered_flops(jax.jit(make_step("xla", 0)[1]).lower(
+      state, tasks, jax.random.key(1)), loops_run_once=args.inner_steps == 1)
+  timing = harness.time_step(step, state, tasks, jax.random.key(1), windows=args.windows,
+                             steps=args.steps, flops=flops, peak=harness.matmul_peak())
   harness.report(
       f"omniglot conv4 {method} meta-steps/s",
       {"ways": args.ways, "shots": args.shots, "queries": args.queries,

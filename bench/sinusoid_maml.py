@@ -2,16 +2,12 @@
 
   python bench/sinusoid_maml.py [--first_order] [--windows 7] [--steps 500]
 
-Prints one JSON line: configuration, compile time, median / min / max steps per second
-over the timed windows (after warm-up), peak resident memory and the machine.
+Prints one JSON line (``harness.report``): configuration, compile time, median / min /
+max steps per second over the timed windows (after warm-up), memory and the machine.
 """
 
 import argparse
-import json
-import platform
-import resource
-import statistics
-import time
+import sys
 
 import jax
 import ml_collections
@@ -20,6 +16,9 @@ import optax
 from metalm import losses, meta, models
 from metalm.data import sinusoid
 from metalm.meta import base
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+import harness  # noqa: E402  (bench/harness.py)
 
 
 def main():
@@ -41,36 +40,13 @@ def main():
     tasks = sampler.sample(jax.random.fold_in(key, state.step), args.meta_batch_size)
     return base.meta_step(learner, outer_tx, state, tasks, key)
 
-  step = jax.jit(step, donate_argnums=0)
   state = base.init_train_state(learner, outer_tx, jax.random.key(0))
-  key = jax.random.key(1)
-  start = time.perf_counter()
-  state, _ = step(state, key)
-  jax.block_until_ready(state)
-  compile_s = time.perf_counter() - start
-  for _ in range(args.steps):  # Warm-up window.
-    state, _ = step(state, key)
-  jax.block_until_ready(state)
-  rates = []
-  for _ in range(args.windows):
-    start = time.perf_counter()
-    for _ in range(args.steps):
-      state, _ = step(state, key)
-    jax.block_until_ready(state)
-    rates.append(args.steps / (time.perf_counter() - start))
-  print(json.dumps({
-      "what": f"sinusoid {method} meta-steps/s",
-      "config": {"model": "MLP 1-40-40-1", "K": 10, "meta_batch": args.meta_batch_size,
-                 "inner_steps": 1, "impl": "jax jit + vmap over tasks"},
-      "median": round(statistics.median(rates), 1),
-      "min": round(min(rates), 1),
-      "max": round(max(rates), 1),
-      "windows": f"{args.windows} x {args.steps} steps",
-      "compile_s": round(compile_s, 2),
-      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-      "machine": f"{platform.processor() or platform.machine()}, "
-                 f"{jax.device_count()} x {jax.devices()[0].platform}, jax {jax.__version__}",
-  }))
+  timing = harness.time_step(step, state, jax.random.key(1), windows=args.windows,
+                             steps=args.steps)
+  harness.report(
+      f"sinusoid {method} meta-steps/s",
+      {"model": "MLP 1-40-40-1", "K": 10, "meta_batch": args.meta_batch_size,
+       "inner_steps": 1, "impl": "jax jit + vmap over tasks"}, timing)
 
 
 if __name__ == "__main__":
