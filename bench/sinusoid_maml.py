@@ -41,8 +41,11 @@ def main():
     return base.meta_step(learner, outer_tx, state, tasks, key)
 
   state = base.init_train_state(learner, outer_tx, jax.random.key(0))
+  # One inner step: the inner scan runs once, so XLA's FLOP count is exact.
+  flops = harness.lowered_flops(jax.jit(step).lower(state, jax.random.key(1)),
+                                loops_run_once=True)
   timing = harness.time_step(step, state, jax.random.key(1), windows=args.windows,
-                             steps=args.steps)
+                             steps=args.steps, flops=flops)
   harness.report(
       f"sinusoid {method} meta-steps/s",
       {"model": "MLP 1-40-40-1", "K": 10, "meta_batch": args.meta_batch_size,

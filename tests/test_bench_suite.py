@@ -1,0 +1,37 @@
+"""bench/suite.py: runs the chosen parts, keeps every JSON line, refuses unknown parts."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_suite(tmp_path, *flags):
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+      [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+  env.pop("XLA_FLAGS", None)  # One CPU device, as a user runs it.
+  return subprocess.run([sys.executable, "bench/suite.py", *flags], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=600)
+
+
+def test_sinusoid_part_writes_both_orders(tmp_path):
+  out = tmp_path / "suite.jsonl"
+  proc = run_suite(tmp_path, "--parts", "sinusoid", "--quick", "--out", str(out))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  lines = [json.loads(line) for line in out.read_text().splitlines()]
+  assert [line["what"] for line in lines] == ["sinusoid maml meta-steps/s",
+                                              "sinusoid fomaml meta-steps/s"]
+  for line in lines:
+    assert line["suite_part"] == "sinusoid" and line["median"] > 0
+    assert line["gflop_per_s"] > 0 and line["load_1min_at_start"] >= 0
+  assert len(proc.stdout.splitlines()) == 2 and "GFLOP/s" in proc.stdout
+
+
+def test_unknown_part_is_refused(tmp_path):
+  proc = run_suite(tmp_path, "--parts", "sinusoid,convnets", "--out",
+                   str(tmp_path / "x.jsonl"))
+  assert proc.returncode != 0 and "Unknown --parts ['convnets']" in proc.stderr
+  assert not (tmp_path / "x.jsonl").exists()
