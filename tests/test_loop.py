@@ -106,6 +106,10 @@ def test_tasks_in_chunks_train_like_the_vmapped_step(tmp_path):
                chunked.params, vmapped.params)
   with pytest.raises(ValueError, match=r"config.task_chunk must be an integer >= 0"):
     run_episodic(smoke_config(task_chunk=-1), tmp_path / "bad")
+  # A run may resume with fewer tasks at a time (to fit memory), or more.
+  longer = run_episodic(smoke_config(meta_batch_size=4, num_steps=4, task_chunk=2),
+                        tmp_path / "vmap")
+  assert int(longer.step) == 4
 
 
 def test_resume_refuses_a_different_config(tmp_path):

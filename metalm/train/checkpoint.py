@@ -20,9 +20,10 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 # Config fields that may change between a run and its resumption: logging, evaluation,
-# and the length of the run (schedules take their own step counts, never num_steps).
+# the length of the run (schedules take their own step counts, never num_steps), and
+# how many tasks run at a time (memory, not the meta-gradient beyond rounding).
 RESUMABLE_CHANGES = ("log_every", "checkpoint_every", "max_checkpoints", "eval",
-                     "num_steps")
+                     "num_steps", "task_chunk")
 UNREADABLE_DIR = "checkpoints_unreadable"
 
 
