@@ -116,7 +116,7 @@ def time_step(step, state, *args, windows: int, steps: int, flops: float | None 
       "step_memory_mb": compiled_memory_mb(compiled),
   }
   if flops:
-    timing["gflop_per_step"] = round(flops / 1e9, 3)
+    timing["gflop_per_step"] = float(f"{flops / 1e9:.6g}")
     timing["gflop_per_s"] = round(median * flops / 1e9, 2)
     if peak:
       timing.update(peak)

@@ -1,6 +1,6 @@
 """The whole benchmark suite in one command: every script, one JSON line each into --out.
 
-  python bench/suite.py [--parts sinusoid,omniglot,fewshot,memory,mtl,attention]
+  python bench/suite.py [--parts sinusoid,omniglot,conv,fewshot,memory,mtl,attention]
       [--out runs/suite.jsonl] [--quick]
 
 Runs each part's scripts one after the other on the default backend (CPU, GPU or TPU:
@@ -31,6 +31,7 @@ def parts(quick: bool) -> dict[str, list[list[str]]]:
       "omniglot": [["omniglot_maml.py", "--order", "2", *short],
                    ["omniglot_maml.py", "--order", "1", *short],
                    ["omniglot_maml.py", "--order", "2", "--task_chunk", "1", *short]],
+      "conv": [["conv_layer.py", *short]],
       "fewshot": [["fewshot_methods.py", *short]],
       "memory": [["memory.py"] + (["--inner_steps", "1", "5"] if quick else [])],
       "mtl": [["mtl_balancers.py", "--balancers", "equal_weighting", "pcgrad", "nash_mtl",

@@ -35,3 +35,22 @@ def test_unknown_part_is_refused(tmp_path):
                    str(tmp_path / "x.jsonl"))
   assert proc.returncode != 0 and "Unknown --parts ['convnets']" in proc.stderr
   assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_conv_layer_times_every_formulation_and_pass_on_one_flop_count(tmp_path):
+  env = dict(os.environ, PYTHONPATH=str(REPO))
+  env.pop("XLA_FLAGS", None)
+  proc = subprocess.run(
+      [sys.executable, "bench/conv_layer.py", "--tasks", "2", "--images", "3", "--size",
+       "6", "--channels", "4", "--windows", "1", "--steps", "1"],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  lines = [json.loads(line) for line in proc.stdout.splitlines()]
+  assert {(line["config"]["impl"], line["what"].split(" calls")[0]) for line in lines} == {
+      (impl, f"conv layer {p}") for impl in ("xla", "im2col", "winograd")
+      for p in ("forward", "input gradient", "kernel gradient")}
+  # Each pass is credited the direct convolution's FLOPs, whatever the formulation.
+  for p in ("forward", "input gradient", "kernel gradient"):
+    counts = {line["gflop_per_step"] for line in lines if p in line["what"]}
+    assert len(counts) == 1 and counts.pop() > 0
+  assert all(line["median"] > 0 and "fraction_of_peak" in line for line in lines)
