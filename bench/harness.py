@@ -3,9 +3,9 @@
 Each measurement compiles the step ahead of time (compile seconds and the compiled
 program's memory analysis are reported), runs one warm-up window, then times
 ``windows`` windows of ``steps`` calls and reports the median and spread of steps/s.
-The step's FLOPs are XLA's count for the lowered program, so ``gflop_per_s`` and, given
-the device's measured matrix-multiply rate (``matmul_peak``), ``fraction_of_peak`` come
-with every figure.
+Where the step's FLOPs are known (XLA's count for a lowered program without loops, or
+the caller's), ``gflop_per_s`` comes with the figure, and, given the device's measured
+matrix-multiply rate (``matmul_peak``), ``fraction_of_peak``.
 """
 
 import json
@@ -62,7 +62,7 @@ def matmul_peak(size: int | None = None, windows: int = 5) -> dict:
   @jax.jit
   def chain(a, b):
     for _ in range(repeats):
-      a = (a @ b) * (1.0 / size)  # Keeps the values bounded.
+      a = (a @ b) * size**-0.5  # Keeps the values near unit scale.
     return a
 
   a = jnp.ones((size, size), jnp.float32)
