@@ -85,3 +85,16 @@ def test_cagrad_setting_who_reaches_the_pareto_set():
     else:
       assert all(summary["on_front"]), (name, summary)
   assert reached["equal_weighting"] == [False, True, False]
+
+
+@pytest.mark.slow
+def test_five_starts_mgda_cagrad_nash_reach_the_pareto_set_equal_weighting_does_not():
+  """CAGrad's functions from Nash-MTL's five starts, Adam 1e-3."""
+  config = toy_config.get_config("five_starts")
+  assert config.scale == 1.0 and len(config.starts) == 5
+  for name in ("mgda", "cagrad", "nash_mtl"):
+    summary = toy_problem.summarize(config, toy_problem.run(config, name))
+    assert all(summary["on_front"]), (name, summary)
+    np.testing.assert_allclose(np.asarray(summary["final"])[:, 1], -8.355, atol=0.05)
+  summary = toy_problem.summarize(config, toy_problem.run(config, "equal_weighting"))
+  assert summary["fails_from"] == [[-8.5, 7.5], [9.0, 9.0]]

@@ -10,11 +10,13 @@ from its authors' released code:
                 starts (-8.5, 7.5), (0, 0), (9, 9), (-7.5, -0.5), (9, -1); the first
                 loss times 0.1; 35,000 steps; CAGrad c = 0.4 divided by 1 + c^2;
                 Nash-MTL's gradient clipped at norm 1 (the official ``max_norm``).
+  ``five_starts``: CAGrad's functions, options and length (``cagrad``) from Nash-MTL's
+                five starts.
 
   python -m experiments.multitask.toy --config=experiments/multitask/configs/toy.py:cagrad \
       --workdir=runs/toy_cagrad
 
-Arguments: ``cagrad`` (default) or ``nash_mtl``, optionally ``,smoke``.
+Arguments: ``cagrad`` (default), ``nash_mtl`` or ``five_starts``, optionally ``,smoke``.
 """
 
 import ml_collections
@@ -29,6 +31,7 @@ SETTINGS = {
                      scale=0.1, num_steps=35_000, cagrad=dict(c=0.4, rescale=1),
                      pcgrad=dict(reduction="sum")),
 }
+SETTINGS["five_starts"] = dict(SETTINGS["cagrad"], starts=SETTINGS["nash_mtl"]["starts"])
 SMOKE_BALANCERS = ("equal_weighting", "mgda", "cagrad", "nash_mtl", "famo", "db_mtl")
 
 
