@@ -9,17 +9,18 @@ import sys
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def run_suite(tmp_path, *flags):
+def run_script(script, *flags):
+  """Runs ``bench/<script>`` as a user does: from the repository, on one CPU device."""
   env = dict(os.environ, PYTHONPATH=os.pathsep.join(
       [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-  env.pop("XLA_FLAGS", None)  # One CPU device, as a user runs it.
-  return subprocess.run([sys.executable, "bench/suite.py", *flags], cwd=REPO, env=env,
+  env.pop("XLA_FLAGS", None)
+  return subprocess.run([sys.executable, f"bench/{script}", *flags], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=600)
 
 
 def test_sinusoid_part_writes_both_orders(tmp_path):
   out = tmp_path / "suite.jsonl"
-  proc = run_suite(tmp_path, "--parts", "sinusoid", "--quick", "--out", str(out))
+  proc = run_script("suite.py", "--parts", "sinusoid", "--quick", "--out", str(out))
   assert proc.returncode == 0, proc.stderr[-3000:]
   lines = [json.loads(line) for line in out.read_text().splitlines()]
   assert [line["what"] for line in lines] == ["sinusoid maml meta-steps/s",
@@ -31,19 +32,15 @@ def test_sinusoid_part_writes_both_orders(tmp_path):
 
 
 def test_unknown_part_is_refused(tmp_path):
-  proc = run_suite(tmp_path, "--parts", "sinusoid,convnets", "--out",
-                   str(tmp_path / "x.jsonl"))
+  proc = run_script("suite.py", "--parts", "sinusoid,convnets", "--out",
+                    str(tmp_path / "x.jsonl"))
   assert proc.returncode != 0 and "Unknown --parts ['convnets']" in proc.stderr
   assert not (tmp_path / "x.jsonl").exists()
 
 
-def test_conv_layer_times_every_formulation_and_pass_on_one_flop_count(tmp_path):
-  env = dict(os.environ, PYTHONPATH=str(REPO))
-  env.pop("XLA_FLAGS", None)
-  proc = subprocess.run(
-      [sys.executable, "bench/conv_layer.py", "--tasks", "2", "--images", "3", "--size",
-       "6", "--channels", "4", "--windows", "1", "--steps", "1"],
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+def test_conv_layer_times_every_formulation_and_pass_on_one_flop_count():
+  proc = run_script("conv_layer.py", "--tasks", "2", "--images", "3", "--size", "6",
+                    "--channels", "4", "--windows", "1", "--steps", "1")
   assert proc.returncode == 0, proc.stderr[-3000:]
   lines = [json.loads(line) for line in proc.stdout.splitlines()]
   assert {(line["config"]["impl"], line["what"].split(" calls")[0]) for line in lines} == {
