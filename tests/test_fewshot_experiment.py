@@ -37,6 +37,7 @@ def test_smoke_config_trains_evaluates_and_resumes(name, tmp_path, data_dir, use
   assert results["norm"] == "transductive" and results["eval_split"] == "test"
   assert 0.0 <= results["accuracy"] <= 100.0 and results["ci95"] > 0.0
   assert_logs_and_plots(tmp_path)
+  assert_accuracy_curve(tmp_path, results)
   if name == "maml":
     again = run(f"{name}.py:5w1s,smoke", tmp_path, env)
     assert again.returncode == 0 and "Resumed from" in again.stderr
@@ -51,6 +52,15 @@ def assert_logs_and_plots(workdir):
   for name in ("learning_curves.png", "accuracy.png"):
     with open(workdir / name, "rb") as f:
       assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def assert_accuracy_curve(workdir, results):
+  """Meta-val at the smoke config's ``eval.every`` step, then the final test row."""
+  with open(workdir / "evaluations.jsonl") as f:
+    rows = [json.loads(line) for line in f]
+  assert [(r["step"], r["split"]) for r in rows] == [(2, "val"), (3, "test")]
+  assert rows[-1]["accuracy"] == results["accuracy"] and rows[-1]["ci95"] == results["ci95"]
+  assert 0.0 <= rows[0]["accuracy"] <= 100.0 and rows[0]["ways"] == results["ways"]
 
 
 def check_adapt_and_predict(workdir, ways):

@@ -277,7 +277,8 @@ def toy_setup(balancer_name, **config_overrides):
 
 
 def interrupt_at(step_to_stop):
-  def hook(step):
+  def hook(step, state):
+    del state
     if step == step_to_stop:
       signal.raise_signal(signal.SIGTERM)
   return hook

@@ -16,7 +16,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from experiments.fewshot.configs import base as reference
-from metalm import losses, meta, models, registry
+from metalm import losses, meta, models, registry, validate
 from metalm.data import cifar_fs, episodic, mini_imagenet, omniglot, tiered_imagenet
 from metalm.eval import episodic as episodic_eval
 from metalm.eval import plots
@@ -34,22 +34,53 @@ def load_splits(data):
   return loader(data.data_dir or None, split=data.split)
 
 
-def evaluate(config, model, state, splits):
-  """Accuracy on ``config.eval.episodes`` episodes of held-out classes, with 95% CI."""
+def evaluator(config, model, splits):
+  """``evaluate(state, split) -> (accuracy, ci95)`` in %, on ``config.eval.episodes``.
+
+  Episodes of held-out classes from ``split`` ("val" or "test"), the same ones at every
+  call (``config.eval.seed``), compiled once for both splits.
+  """
   ev = config.eval
   overrides = {"inner_steps": ev.inner_steps} if "inner_steps" in config.method else {}
   learner = meta.build(config.method, model, loss_fn=losses.cross_entropy,
                        num_ways=ev.ways, **overrides)
-  sampler = episodic.sampler(getattr(splits, ev.split).images, ways=ev.ways,
-                             shots=ev.shots, queries=ev.queries, seed=ev.seed)
   per_task = jax.jit(lambda p, s, t, k: episodic_eval.per_task(learner, p, s, t, k))
-  accuracy = []
-  for chunk in range(-(-ev.episodes // ev.batch_episodes)):
-    tasks = sampler.batch(chunk, ev.batch_episodes)
-    values = per_task(state.params, state.model_state, tasks, jax.random.key(chunk))
-    accuracy.append(np.asarray(values["accuracy"]))
-  mean, ci95 = episodic_eval.confidence_interval(np.concatenate(accuracy)[:ev.episodes])
-  return 100 * mean, 100 * ci95
+
+  def evaluate(state, split):
+    sampler = episodic.sampler(getattr(splits, split).images, ways=ev.ways,
+                               shots=ev.shots, queries=ev.queries, seed=ev.seed)
+    accuracy = []
+    for chunk in range(-(-ev.episodes // ev.batch_episodes)):
+      tasks = sampler.batch(chunk, ev.batch_episodes)
+      values = per_task(state.params, state.model_state, tasks, jax.random.key(chunk))
+      accuracy.append(np.asarray(values["accuracy"]))
+    mean, ci95 = episodic_eval.confidence_interval(np.concatenate(accuracy)[:ev.episodes])
+    return 100 * mean, 100 * ci95
+
+  return evaluate
+
+
+def accuracy_curve(config, workdir, evaluate):
+  """A train-loop hook: every ``config.eval.every`` steps, meta-val accuracy to
+  ``evaluations.jsonl`` (the curve that picks a checkpoint; the test split stays unseen).
+  """
+  def hook(step, state):
+    if step % config.eval.every == 0 and step != config.num_steps:
+      accuracy, ci95 = evaluate(state, "val")
+      record_evaluation(config, workdir, step, "val", accuracy, ci95)
+      logging.info("step %d: %.2f +- %.2f%% on %d val episodes", step, accuracy, ci95,
+                   config.eval.episodes)
+  return hook
+
+
+def record_evaluation(config, workdir, step, split, accuracy, ci95):
+  ev = config.eval
+  if jax.process_index() != 0:
+    return
+  with open(os.path.join(workdir, "evaluations.jsonl"), "a") as f:
+    f.write(json.dumps({"step": step, "split": split, "ways": ev.ways, "shots": ev.shots,
+                        "episodes": ev.episodes, "inner_steps": ev.inner_steps,
+                        "accuracy": accuracy, "ci95": ci95}) + "\n")
 
 
 def main(argv):
@@ -66,14 +97,19 @@ def main(argv):
   model = models.build(config.model, (1,) + first_class.shape[1:])
   learner = meta.build(config.method, model, loss_fn=losses.cross_entropy,
                        num_ways=data.ways)
+  evaluate = evaluator(config, model, splits)
+  every = validate.integer(config.eval.every, "config.eval.every", minimum=0)
+  hooks = [accuracy_curve(config, workdir, evaluate)] if every else []
   state = loop.train(
       config, workdir, learner=learner,
       outer_tx=optim.build(config.outer_optimizer, "config.outer_optimizer"),
       sampler=episodic.sampler(splits.train.images, ways=data.ways, shots=data.shots,
                                queries=data.queries, seed=config.seed),
+      hooks=hooks,
   )
-  accuracy, ci95 = evaluate(config, model, state, splits)
   ev = config.eval
+  accuracy, ci95 = evaluate(state, ev.split)
+  record_evaluation(config, workdir, int(state.step), ev.split, accuracy, ci95)
   logging.info("%s %d-way %d-shot accuracy on %d %s episodes: %.2f +- %.2f%%",
                config.method.name, ev.ways, ev.shots, ev.episodes, ev.split, accuracy, ci95)
   results = {"method": config.method.name, "dataset": data.dataset, "split": data.split,

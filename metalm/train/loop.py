@@ -90,7 +90,7 @@ def train(
     learner: base.MetaLearner,
     outer_tx: optax.GradientTransformation,
     sampler,
-    hooks: Sequence[Callable[[int], None]] = (),
+    hooks: Sequence[Callable[[int, Any], None]] = (),
 ) -> base.MetaTrainState:
   """Meta-trains for ``config.num_steps`` steps, resuming from ``workdir`` if possible.
 
@@ -102,7 +102,7 @@ def train(
     outer_tx: the outer optimizer.
     sampler: an in-jit ``types.TaskSampler``, or a host-side sampler with
       ``batch(step, num_tasks)`` whose batches are prefetched on a thread.
-    hooks: called with the step number after every step.
+    hooks: called as ``hook(step, state)`` after every step.
 
   Returns:
     The final train state.
@@ -146,7 +146,7 @@ def run(
     step_fn: Callable[..., tuple[Any, dict]],
     batches: Callable[[int], Iterator[tuple[int, Any]]] | None = None,
     place: Callable[[Any], Any] | None = None,
-    hooks: Sequence[Callable[[int], None]] = (),
+    hooks: Sequence[Callable[[int, Any], None]] = (),
     describe: str = "the step",
 ):
   """Any jitted step from ``state.step`` to ``config.num_steps``, with exact resume.
@@ -171,7 +171,7 @@ def run(
       ``first_step`` on (e.g. ``episodic.prefetch``; closed at the end if it has
       ``close``); None when ``step_fn`` takes only the state.
     place: puts the initial or restored state on devices (e.g. replicates it on a mesh).
-    hooks: called with the step number after every step.
+    hooks: called as ``hook(step, state)`` after every step.
     describe: what is being compiled, for the log.
 
   Returns:
@@ -232,7 +232,7 @@ def run(
           jax.block_until_ready(window[-1]["loss"])
         window.append(step_metrics)
         for hook in hooks:
-          hook(step)
+          hook(step, state)
         if step % config.log_every == 0 or step == config.num_steps:
           try:
             _log(window, step, writer, progress, total_flops=flops * step)

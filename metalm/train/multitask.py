@@ -7,7 +7,7 @@ prefetched on a thread; the key of step k is ``fold_in(key, k)``.
 """
 
 import functools
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -66,7 +66,7 @@ def train(
     loss_fns: Mapping[str, Callable],
     batcher,
     rep_grad: bool = False,
-    hooks: Sequence[Callable[[int], None]] = (),
+    hooks: Sequence[Callable[[int, Any], None]] = (),
 ) -> mtl_step.MultiTaskTrainState:
   """Trains for ``config.num_steps`` steps, resuming from ``workdir`` if possible.
 
@@ -81,7 +81,7 @@ def train(
     batcher: ``batcher.batch(step, batch_size) -> MultiTaskBatch``, a pure function of
       the step (``data.multitask.ArrayBatcher``).
     rep_grad: per-task gradients at the shared representation (MGDA-UB and others).
-    hooks: called with the step number after every step.
+    hooks: called as ``hook(step, state)`` after every step.
 
   Returns:
     The final ``MultiTaskTrainState``.
