@@ -54,7 +54,8 @@ def run_episodic(config, workdir, hooks=()):
 
 
 def interrupt_at(step_to_stop):
-  def hook(step):
+  def hook(step, state):
+    del state
     if step == step_to_stop:
       signal.raise_signal(signal.SIGTERM)
   return hook
@@ -202,11 +203,18 @@ def test_compute_is_accounted_in_metrics_and_compute_json(tmp_path, monkeypatch)
   flops = summary["flops_per_step"]
   # The meta step of a 16-16 MLP on 25 tasks of 10 + 10 points: well over 1e5 FLOPs.
   assert flops > 1e5 and summary["bytes_accessed_per_step"] > 0
+  assert summary["flops_are_lower_bound"] is False  # One inner step: no loop.
   assert summary["total_flops"] == flops * 8
   assert [r["total_flops"] for r in rows] == [flops * 4, flops * 8]
   process = summary["this_process"]
   assert process["steps"] == 8 and process["seconds"] > 0
   np.testing.assert_allclose(process["energy_joules"], 100 * process["seconds"])
+
+
+def test_flops_of_a_step_with_loops_are_marked_a_lower_bound(tmp_path):
+  run(smoke_config(num_steps=2, inner_steps=3), tmp_path)
+  with open(tmp_path / "compute.json") as f:
+    assert json.load(f)["flops_are_lower_bound"] is True
 
 
 def test_bad_device_power_is_named(monkeypatch):

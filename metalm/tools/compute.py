@@ -1,11 +1,13 @@
 """Compute accounting: FLOPs and bytes per compiled step (XLA cost analysis) and energy.
 
 The counts are XLA's static estimates for one call of the compiled function (a dot of
-``[M, K] @ [K, N]`` counts ``2 * M * N * K``); loops with dynamic trip counts and custom
-calls may be under-counted.
+``[M, K] @ [K, N]`` counts ``2 * M * N * K``). XLA counts a loop's body once whatever its
+trip count, so a program whose loops do products (``has_costly_loops``) is under-counted,
+as are custom calls.
 """
 
 import dataclasses
+import re
 import time
 from typing import Any, Callable
 
@@ -32,6 +34,40 @@ def compiled_costs(compiled) -> dict[str, float]:
         merged[name] = merged.get(name, 0.0) + float(value)
     return merged
   return {name: float(value) for name, value in costs.items()}
+
+
+_COMPUTATION = re.compile(r"^(?:ENTRY )?%([\w.\-]+) .*\{$")
+_CALLEES = re.compile(r"(?:calls|to_apply|body|condition|branch_computations)=\{?([%\w.\-, ]+)")
+_PRODUCT = re.compile(r"\s(?:dot|convolution|custom-call)\(")
+
+
+def has_costly_loops(compiled) -> bool:
+  """Whether a loop of a compiled program does matrix products (a ``scan`` over inner
+  steps, ``lax.map`` over tasks, a solver's ``while``).
+
+  XLA's cost analysis counts a loop's body once whatever its trip count, so the program's
+  count is then a lower bound. Loops without products (the PRNG's rounds) are ignored.
+  """
+  bodies: dict[str, list[str]] = {}
+  lines: list[str] = []
+  for line in compiled.as_text().splitlines():
+    match = _COMPUTATION.match(line)
+    if match:
+      lines = bodies.setdefault(match.group(1), [])
+    else:
+      lines.append(line)
+  texts = {name: "\n".join(lines) for name, lines in bodies.items()}
+
+  def has_products(name, seen):
+    text = texts.get(name, "")
+    if _PRODUCT.search(text):
+      return True
+    callees = {c.strip().lstrip("%") for group in _CALLEES.findall(text)
+               for c in group.split(",")}
+    return any(has_products(c, seen | {c}) for c in callees - seen if c in texts)
+
+  loop_bodies = re.findall(r"\swhile\(.*?body=%([\w.\-]+)", "\n".join(texts.values()))
+  return any(has_products(body, {body}) for body in loop_bodies)
 
 
 def step_flops(fn: Callable[..., Any], *args, **kwargs) -> float:

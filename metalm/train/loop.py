@@ -211,9 +211,12 @@ def run(
     compiled = step_fn.lower(state, *([] if pending is None else [pending[1]])).compile()
     costs = compute.compiled_costs(compiled)
     flops, accessed = costs.get("flops", 0.0), costs.get("bytes accessed", 0.0)
-    logging.info("Compiled %s in %.1fs (XLA estimate per step: %.3g GFLOP, %.3g MB "
-                 "accessed); training from step %d to %d.", describe,
-                 time.perf_counter() - compile_start, flops / 1e9, accessed / 1e6,
+    lower_bound = compute.has_costly_loops(compiled)
+    logging.info("Compiled %s in %.1fs (XLA estimate per step: %s%.3g GFLOP, %.3g MB "
+                 "accessed%s); training from step %d to %d.", describe,
+                 time.perf_counter() - compile_start, "at least " if lower_bound else "",
+                 flops / 1e9, accessed / 1e6,
+                 ", loop bodies counted once" if lower_bound else "",
                  first_step, config.num_steps)
     progress = metrics.Progress(first_step, config.num_steps)
     watts, train_start = device_watts(), time.perf_counter()
@@ -243,7 +246,8 @@ def run(
         if step % config.checkpoint_every == 0 or step == config.num_steps or stopping:
           ckpt.save(step, state)
         if stopping or step == config.num_steps:
-          _write_compute(workdir, flops=flops, accessed=accessed, step=step,
+          _write_compute(workdir, flops=flops, accessed=accessed,
+                         lower_bound=lower_bound, step=step,
                          steps_here=step - first_step,
                          seconds_here=time.perf_counter() - train_start, watts=watts)
         if stopping:
@@ -285,8 +289,10 @@ def device_watts() -> float:
                      "watts, e.g. 300 for a GPU board or a CPU's TDP.") from None
 
 
-def _write_compute(workdir, *, flops, accessed, step, steps_here, seconds_here, watts):
-  """``workdir/compute.json``: XLA's per-step estimates, the run's total FLOPs, and the
+def _write_compute(workdir, *, flops, accessed, lower_bound, step, steps_here,
+                   seconds_here, watts):
+  """``workdir/compute.json``: XLA's per-step estimates (``flops_are_lower_bound`` when
+  the step has loops, whose bodies XLA counts once), the run's total FLOPs, and the
   steps, seconds and (at a stated power) energy of this process's part of the run."""
   if jax.process_index() != 0:
     return
@@ -295,7 +301,8 @@ def _write_compute(workdir, *, flops, accessed, step, steps_here, seconds_here, 
   if watts:
     here.update(power_watts=watts, energy_joules=watts * seconds_here,
                 energy_kwh=watts * seconds_here / 3.6e6)
-  summary = {"flops_per_step": flops, "bytes_accessed_per_step": accessed, "step": step,
+  summary = {"flops_per_step": flops, "bytes_accessed_per_step": accessed,
+             "flops_are_lower_bound": lower_bound, "step": step,
              "total_flops": flops * step, "this_process": here}
   with open(os.path.join(workdir, "compute.json"), "w") as f:
     json.dump(summary, f, indent=2)
