@@ -58,10 +58,10 @@ def main(argv):
       sampler=episodic.sampler(splits.train.tokens, ways=data.ways, shots=data.shots,
                                queries=data.queries, seed=config.seed),
   )
-  # fewshot.evaluate reads ``<split>.images``: the per-class token arrays here.
+  # fewshot.evaluator reads ``<split>.images``: the per-class token arrays here.
   views = types.SimpleNamespace(**{name: types.SimpleNamespace(images=split.tokens)
                                    for name, split in splits._asdict().items()})
-  accuracy, ci95 = fewshot.evaluate(config, model, state, views)
+  accuracy, ci95 = fewshot.evaluator(config, model, views)(state, config.eval.split)
   ev = config.eval
   logging.info("%s on %s, %d-way %d-shot accuracy on %d %s episodes: %.2f +- %.2f%%",
                config.method.name, data.dataset, ev.ways, ev.shots, ev.episodes, ev.split,
