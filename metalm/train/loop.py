@@ -292,7 +292,7 @@ def device_watts() -> float:
 def _write_compute(workdir, *, flops, accessed, lower_bound, step, steps_here,
                    seconds_here, watts):
   """``workdir/compute.json``: XLA's per-step estimates (``flops_are_lower_bound`` when
-  the step has loops, whose bodies XLA counts once), the run's total FLOPs, and the
+  the step's loops do products, as XLA counts a loop body once), the run's total FLOPs, and the
   steps, seconds and (at a stated power) energy of this process's part of the run."""
   if jax.process_index() != 0:
     return
