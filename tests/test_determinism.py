@@ -11,6 +11,8 @@ import pytest
 from metalm.train import sharding
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# One worker runs this module, so its module fixture runs once (pytest -n with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("determinism")
 # 24 tasks per step, so that all 8 devices get 3 tasks each.
 FLAGS = ("--config=experiments/sinusoid/configs/maml.py:smoke", "--config.num_steps=150",
          "--config.log_every=50", "--config.meta_batch_size=24",

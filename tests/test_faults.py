@@ -18,6 +18,8 @@ import orbax.checkpoint as ocp
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# One worker runs this module, so its module fixture runs once (pytest -n with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("faults")
 FLAGS = ("--config=experiments/sinusoid/configs/maml.py:smoke",
          "--config.model.hidden=(16,16)", "--config.eval.num_tasks=20")
 WORKER = os.path.join(ROOT, "tests", "fault_worker.py")

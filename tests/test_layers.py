@@ -100,7 +100,8 @@ def test_conv4_impls_agree_with_per_task_weights(x64):
       return jnp.sum(model.apply(fast, state, x, train=True)[0] ** 2)
     return jnp.sum(jax.vmap(one_task)(x_T))
 
-  grads = [jax.grad(adapted_loss, argnums=1)(m, params) for m in (xla, im2col, winograd)]
+  grads = [jax.jit(jax.grad(adapted_loss, argnums=1), static_argnums=0)(m, params)
+           for m in (xla, im2col, winograd)]
   for other in grads[1:]:
     for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(other), strict=True):
       np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)

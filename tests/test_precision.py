@@ -44,8 +44,9 @@ def meta_gradient(model, batch, loss_fn, *, round_params=False, inner_rate=0.4):
   params, state = learner.init(jax.random.key(0))
   if round_params:  # float32 compute at the nearest bfloat16 parameters.
     params = jax.tree.map(lambda a: a.astype(jnp.bfloat16).astype(jnp.float32), params)
-  return jax.value_and_grad(base.batched_outer_loss, argnums=1, has_aux=True)(
-      learner, params, state, batch, jax.random.key(1))
+  meta_grad = jax.value_and_grad(base.batched_outer_loss, argnums=1, has_aux=True)
+  return jax.jit(meta_grad, static_argnums=0)(learner, params, state, batch,
+                                              jax.random.key(1))
 
 
 def sinusoid_mlp():

@@ -11,6 +11,8 @@ import pytest
 from experiments.tools.configs import mnist as tools_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# One worker runs this module, so its module fixture runs once (pytest -n with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("tools_experiment")
 
 
 @pytest.fixture(scope="module")
