@@ -140,7 +140,7 @@ def test_outer_gradient_matches_finite_differences(x64):
   meta_params, state = learner.init(jax.random.key(0))
   meta_params = _jitter(closed_forms.to_f64(meta_params))
   tasks = closed_forms.to_f64(sinusoid_tasks(jax.random.key(1), 2))
-  f = lambda p: base.batched_outer_loss(learner, p, state, tasks, jax.random.key(2))[0]
+  f = jax.jit(lambda p: base.batched_outer_loss(learner, p, state, tasks, jax.random.key(2))[0])
   test_util.check_grads(f, (meta_params,), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
 
 

@@ -110,7 +110,7 @@ def test_outer_gradient_matches_finite_differences(x64):
   params = closed_forms.to_f64(learner.init(jax.random.key(0))[0])
   tasks = closed_forms.to_f64(sinusoid.sampler(num_support=5, num_query=4)
                               .sample(jax.random.key(1), 2))
-  f = lambda p: base.batched_outer_loss(learner, p, {}, tasks, jax.random.key(2))[0]
+  f = jax.jit(lambda p: base.batched_outer_loss(learner, p, {}, tasks, jax.random.key(2))[0])
   test_util.check_grads(f, (params,), order=1, modes=["rev"], atol=1e-6, rtol=1e-6)
 
 

@@ -101,7 +101,7 @@ def test_outer_gradient_matches_finite_differences_mlp(x64):
   params = _jitter(closed_forms.to_f64(params))
   tasks = closed_forms.to_f64(sinusoid.sampler(num_support=4, num_query=4)
                   .sample(jax.random.key(1), 2))
-  f = lambda p: base.batched_outer_loss(learner, p, state, tasks, jax.random.key(2))[0]
+  f = jax.jit(lambda p: base.batched_outer_loss(learner, p, state, tasks, jax.random.key(2))[0])
   test_util.check_grads(f, (params,), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
 
 
@@ -122,7 +122,7 @@ def test_outer_gradient_matches_finite_differences_conv_with_batch_norm(x64, nor
       jax.random.normal(ks[2], (4, 16, 16, 1), jnp.float64),
       jax.random.normal(ks[3], (4, 3), jnp.float64),
   )
-  f = lambda p: learner.outer_loss(p, state, task, jax.random.key(2))[0]
+  f = jax.jit(lambda p: learner.outer_loss(p, state, task, jax.random.key(2))[0])
   # eps=1e-6: a step of 1e-4 crosses ReLU / max-pool kinks of this tiny net.
   # Flax's BatchNorm promotes its statistics with float32 internally, which strict
   # promotion rejects for float64 inputs.

@@ -237,7 +237,7 @@ def test_outer_gradient_matches_finite_differences_mlp(x64):
   state = closed_forms.to_f64(state_at(state["model"], outer_step=2 * 500))  # Epoch 2.
   tasks = closed_forms.to_f64(sinusoid.sampler(num_support=4, num_query=4)
                               .sample(jax.random.key(1), 2))
-  f = lambda p: base.batched_outer_loss(learner, p, state, tasks, jax.random.key(2))[0]
+  f = jax.jit(lambda p: base.batched_outer_loss(learner, p, state, tasks, jax.random.key(2))[0])
   test_util.check_grads(f, (meta_params,), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
 
 

@@ -252,7 +252,7 @@ def test_outer_gradient_matches_finite_differences_mlp(x64, factory):
         lambda r: r * jax.random.uniform(jax.random.key(3), r.shape, r.dtype, 5.0, 10.0),
         meta_params["lr"])
   tasks = closed_forms.to_f64(sinusoid_tasks(jax.random.key(1), 2))
-  f = lambda p: base.batched_outer_loss(learner, p, state, tasks, jax.random.key(2))[0]
+  f = jax.jit(lambda p: base.batched_outer_loss(learner, p, state, tasks, jax.random.key(2))[0])
   test_util.check_grads(f, (meta_params,), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
 
 
