@@ -274,6 +274,10 @@ def test_smoke_run_per_method_family(name, tmp_path, data_dir, user_env, monkeyp
                                                          "test": 45}
   assert 0.0 <= results["accuracy"] <= 100.0 and results["ci95"] > 0.0
   assert set(results["eval_classes"]).isdisjoint(clinc150.load(data_dir).train.names)
+  with open(tmp_path / "evaluations.jsonl") as f:  # Meta-val at eval.every, then test.
+    rows = [json.loads(line) for line in f]
+  assert [(r["step"], r["split"]) for r in rows] == [(2, "val"), (3, "test")]
+  assert rows[-1]["accuracy"] == results["accuracy"] and rows[-1]["ci95"] == results["ci95"]
   for name_ in ("metrics.jsonl", "learning_curves.png", "accuracy.png", "compute.json",
                 "tokenizer.json"):
     assert os.path.getsize(tmp_path / name_) > 0, name_

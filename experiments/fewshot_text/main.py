@@ -27,7 +27,7 @@ from absl import app, logging
 from experiments.fewshot import main as fewshot
 from experiments.fewshot_text.configs import base as reference
 from experiments.fewshot_text.pipeline import load_data, pretrained_encoder, set_vocab_size
-from metalm import losses, meta, models
+from metalm import losses, meta, models, validate
 from metalm.data import episodic
 from metalm.lm import pretrain, tokenizers
 from metalm.train import config_check, distributed, loop, optim
@@ -52,17 +52,21 @@ def main(argv):
   if config.pretrain.steps:
     encoder, pretrain_losses = pretrained_encoder(config, splits, workdir)
     learner = learner._replace(init=pretrain.with_encoder(learner.init, encoder))
+  # fewshot.evaluator reads ``<split>.images``: the per-class token arrays here.
+  views = types.SimpleNamespace(**{name: types.SimpleNamespace(images=split.tokens)
+                                   for name, split in splits._asdict().items()})
+  evaluate = fewshot.evaluator(config, model, views)
+  every = validate.integer(config.eval.every, "config.eval.every", minimum=0)
   state = loop.train(
       config, workdir, learner=learner,
       outer_tx=optim.build(config.outer_optimizer, "config.outer_optimizer"),
       sampler=episodic.sampler(splits.train.tokens, ways=data.ways, shots=data.shots,
                                queries=data.queries, seed=config.seed),
+      hooks=[fewshot.accuracy_curve(config, workdir, evaluate)] if every else [],
   )
-  # fewshot.evaluator reads ``<split>.images``: the per-class token arrays here.
-  views = types.SimpleNamespace(**{name: types.SimpleNamespace(images=split.tokens)
-                                   for name, split in splits._asdict().items()})
-  accuracy, ci95 = fewshot.evaluator(config, model, views)(state, config.eval.split)
   ev = config.eval
+  accuracy, ci95 = evaluate(state, ev.split)
+  fewshot.record_evaluation(config, workdir, int(state.step), ev.split, accuracy, ci95)
   logging.info("%s on %s, %d-way %d-shot accuracy on %d %s episodes: %.2f +- %.2f%%",
                config.method.name, data.dataset, ev.ways, ev.shots, ev.episodes, ev.split,
                accuracy, ci95)

@@ -60,8 +60,9 @@ def text(dataset: str, ways: int, shots: int, *, method: dict,
   config.log_every = 100
   config.checkpoint_every = 1_000
   config.max_checkpoints = 3
+  # every: meta-val accuracy every this many steps (0: off), to evaluations.jsonl.
   config.eval = dict(split="test", episodes=600, ways=ways, shots=shots, queries=15,
-                     inner_steps=10, seed=1, batch_episodes=50)
+                     inner_steps=10, seed=1, batch_episodes=50, every=0)
   return config
 
 
@@ -79,6 +80,7 @@ def shrink(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.eval.episodes = 8
   config.eval.queries = 2
   config.eval.batch_episodes = 4
+  config.eval.every = 2
   if "inner_steps" in config.method:
     config.eval.inner_steps = 2
   return config
