@@ -177,7 +177,6 @@ def train_step(
     grads = _merge(*vjp_fn(jax.lax.stop_gradient(weights_T).astype(losses_T.dtype)))
   else:
     indices_K = options.task_indices(train_state.balancer_state)
-    vjp_fn = None
     if rep_grad:
       rep, encode_vjp, encoded_state = jax.vjp(
           lambda s: encode(s, heads), shared, has_aux=True)
@@ -190,7 +189,6 @@ def train_step(
           lambda sh, rep, state: model.decode(_merge(*sh), state, rep, train=True,
                                               key=decode_key),
           loss_fns, model.tasks, batch.y, (shared, heads))
-      head_grads = jax.tree.map(lambda g: jnp.sum(g, axis=0), head_grads_T)
     else:
       losses_T, (grads_T, _), vjp_fn, (model_state, metrics) = _per_task_grads(
           lambda sh: losses_fn(*sh), (shared, heads), indices_K)
@@ -199,7 +197,9 @@ def train_step(
         key=balancer_key)
     if rep_grad:
       (direction,) = encode_vjp(direction)
-    if vjp_fn is not None:  # Each head gets its own task's gradient: the VJP of the sum.
+    if not rep_grad and indices_K is None:
+      head_grads = jax.tree.map(lambda g: jnp.sum(g, axis=0), head_grads_T)
+    else:  # Each head gets its own task's gradient: the VJP of the unweighted sum.
       (_, head_grads), = vjp_fn(jnp.ones_like(losses_T))
     grads = _merge(direction, head_grads)
     weights_T = options.weights_of(balancer_state)
