@@ -1,9 +1,8 @@
 """The multitask training step: task losses, a balancer, one optax update.
 
 A ``LossBalancer`` needs one backward pass of ``stop_gradient(weights_T) @ losses_T``. A
-``GradBalancer`` gets the per-task gradients of the shared parameters (each task's loss
-pulled back to the representation alone, then ``vmap`` over the encoder's VJP) and its
-direction replaces their gradient; each task's own parameters
+``GradBalancer`` gets the per-task gradients of the shared parameters (``vmap`` over the
+VJP) and its direction replaces their gradient; each task's own parameters
 (``params[base.TASK_KEY][task]``) get that task's gradient. With ``rep_grad=True`` the
 per-task gradients are taken at the shared representation (the output of
 ``model.encode``) and the combined one is pulled back through ``encode`` by one VJP
