@@ -9,7 +9,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from metalm.mtl import architectures, base, step
+from metalm.mtl import architectures, base
 from metalm.mtl.architectures import components, cross_stitch, trunks
 
 pytestmark = pytest.mark.usefixtures("strict_promotion")
@@ -302,31 +302,3 @@ def test_dropout_follows_the_key():
 def test_task_heads_checks_names():
   with pytest.raises(ValueError, match="differ"):
     components.task_heads(heads(), ("left",))
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_per_task_gradients_through_the_representation_are_the_jacobian(name):
-  """The multitask step's per-task gradients (each loss pulled back to the representation
-  on its own, then one batched encoder VJP) equal ``vmap`` over the whole model's VJP,
-  for every parameter, including those the encoder or decoder reads per task."""
-  model, params, state = built(name)
-  x, key = inputs(), jax.random.key(3)
-  y = {"left": inputs((7, 3), seed=4), "right": inputs((7, 2), seed=5)}
-  loss_fns = {t: lambda out, y: (jnp.mean((out - y) ** 2), {}) for t in model.tasks}
-  shared, heads = base.split_params(params)
-  merge = lambda s, h: {**s, TASK: h}
-
-  def losses_fn(sh):
-    rep, encoded = model.encode(merge(*sh), state, x, train=True, key=key)
-    outputs, _ = model.decode(merge(*sh), encoded, rep, train=True, key=key)
-    return jnp.stack([loss_fns[t](outputs[t], y[t])[0] for t in model.tasks])
-
-  want_T, want_grads_T, _ = base.per_task_grads(losses_fn, (shared, heads))
-  got_T, got_grads_T, _ = step._per_task_grads_through_rep(
-      lambda sh: model.encode(merge(*sh), state, x, train=True, key=key),
-      lambda sh, rep, s: model.decode(merge(*sh), s, rep, train=True, key=key),
-      loss_fns, model.tasks, y, (shared, heads))
-  np.testing.assert_allclose(got_T, want_T, rtol=1e-6)
-  for got, want in zip(jax.tree.leaves(got_grads_T), jax.tree.leaves(want_grads_T),
-                       strict=True):
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -9,7 +9,6 @@ per-task gradients are taken at the shared representation (the output of
 (Sener & Koltun 2018, arXiv 1810.04650); ``decode`` must then read no shared parameters.
 """
 
-import functools
 from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
@@ -76,37 +75,6 @@ def _per_task_grads(losses_fn, primals, indices_K):
   grads_T = jax.tree.map(
       lambda r: jnp.zeros((num_tasks, *r.shape[1:]), r.dtype).at[indices_K].set(r), rows_K)
   return losses_T, grads_T, vjp_fn, aux
-
-
-def _per_task_grads_through_rep(encode, decode, loss_fns, tasks, y, params):
-  """Per-task gradients of ``params = (shared, heads)``: ``(losses_T, grads_T, aux)``.
-
-  The same rows as ``base.per_task_grads`` over the whole model, computed in two parts.
-  Each task's loss is pulled back to the representation (and to any parameters the
-  decoder reads) on its own, so only that task's head is differentiated. Then one
-  ``vmap`` over the encoder's VJP maps the T cotangents of the representation to the
-  encoder's parameters. Batching the whole model's VJP over a one-hot cotangent instead
-  differentiates every head for every row: T^2 head backward passes, which dominate the
-  step at 40 tasks.
-  """
-  rep, encode_vjp, encoded_state = jax.vjp(encode, params, has_aux=True)
-
-  def task_loss(task, params, rep):
-    outputs, model_state = decode(params, rep, encoded_state)
-    loss, metrics = loss_fns[task](outputs[task], y[task])
-    return loss, (model_state, metrics)
-
-  losses, rows, metrics = [], [], {}
-  for task in tasks:
-    (loss, (model_state, task_metrics)), row = jax.value_and_grad(
-        functools.partial(task_loss, task), argnums=(0, 1), has_aux=True)(params, rep)
-    losses.append(loss)
-    rows.append(row)
-    metrics.update({f"{task}/{name}": value for name, value in task_metrics.items()})
-  decoded_T, rep_cotangents_T = jax.tree.map(lambda *r: jnp.stack(r), *rows)
-  (encoded_T,) = jax.vmap(encode_vjp)(rep_cotangents_T)
-  grads_T = jax.tree.map(jnp.add, decoded_T, encoded_T)
-  return jnp.stack(losses), grads_T, (model_state, metrics)
 
 
 def _where(finite, new, old):
@@ -182,12 +150,6 @@ def train_step(
       losses_T, (grads_T, _), vjp_fn, (model_state, metrics) = _per_task_grads(
           lambda rh: decode_losses(shared, rh[1], rh[0], encoded_state), (rep, heads),
           indices_K)
-    elif indices_K is None:
-      losses_T, (grads_T, head_grads_T), (model_state, metrics) = _per_task_grads_through_rep(
-          lambda sh: encode(*sh),
-          lambda sh, rep, state: model.decode(_merge(*sh), state, rep, train=True,
-                                              key=decode_key),
-          loss_fns, model.tasks, batch.y, (shared, heads))
     else:
       losses_T, (grads_T, _), vjp_fn, (model_state, metrics) = _per_task_grads(
           lambda sh: losses_fn(*sh), (shared, heads), indices_K)
@@ -196,10 +158,8 @@ def train_step(
         key=balancer_key)
     if rep_grad:
       (direction,) = encode_vjp(direction)
-    if not rep_grad and indices_K is None:
-      head_grads = jax.tree.map(lambda g: jnp.sum(g, axis=0), head_grads_T)
-    else:  # Each head gets its own task's gradient: the VJP of the unweighted sum.
-      (_, head_grads), = vjp_fn(jnp.ones_like(losses_T))
+    # Each head gets its own task's gradient: the VJP of the unweighted sum.
+    (_, head_grads), = vjp_fn(jnp.ones_like(losses_T))
     grads = _merge(direction, head_grads)
     weights_T = options.weights_of(balancer_state)
 
